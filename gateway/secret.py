@@ -1,0 +1,108 @@
+"""The cluster cookie, held so that it cannot leak by accident (SPEC safety rule 1).
+
+A :class:`Cookie` has no readable ``repr``/``str``, refuses pickling and
+copying into text, and exposes exactly two operations: the MD5 challenge
+digest of the distribution handshake, and :meth:`Cookie.redact`, which
+replaces the cookie wherever it occurs in text bound for a user, a recording,
+an audit line or a log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+from pathlib import Path
+from typing import NoReturn
+
+REDACTED = "[REDACTED]"
+
+
+class CookieError(Exception):
+    """The cookie file cannot be used; the message says why and what to do."""
+
+
+class Cookie:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        if not value:
+            raise CookieError("the cookie is empty")
+        if any(b < 0x20 or b > 0x7E for b in value):
+            raise CookieError("the cookie must be printable ASCII without spaces or newlines")
+        object.__setattr__(self, "_value", value)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Cookie:
+        """Read a cookie file, refusing it unless its mode is 0400 or 0600."""
+        p = Path(path)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise CookieError(f"cookie file {p} does not exist") from None
+        except PermissionError:
+            raise CookieError(f"cookie file {p} is not readable by this user") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise CookieError(f"cookie file {p} is not a regular file")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode not in (0o400, 0o600):
+            raise CookieError(
+                f"cookie file {p} has mode {mode:04o}; it must be 0400 or 0600 "
+                f"(run: chmod 600 {p})"
+            )
+        try:
+            raw = p.read_bytes()
+        except PermissionError:
+            raise CookieError(f"cookie file {p} is not readable by this user") from None
+        value = raw.split(b"\n", 1)[0].strip()
+        try:
+            return cls(value)
+        except CookieError as exc:
+            raise CookieError(f"cookie file {p}: {exc}") from None
+
+    def digest(self, challenge: int) -> bytes:
+        """``gen_digest(Challenge, Cookie)``: MD5 of the cookie then the challenge as text."""
+        return hashlib.md5(self._value + str(challenge).encode("ascii")).digest()
+
+    def verify(self, challenge: int, digest: bytes) -> bool:
+        return hmac.compare_digest(self.digest(challenge), digest)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every occurrence of the cookie replaced by ``[REDACTED]``."""
+        secret = self._value.decode("ascii")
+        return text.replace(secret, REDACTED) if secret in text else text
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        return data.replace(self._value, REDACTED.encode()) if self._value in data else data
+
+    def occurs_in(self, data: bytes | str) -> bool:
+        if isinstance(data, str):
+            return self._value.decode("ascii") in data
+        return self._value in data
+
+    def __repr__(self) -> str:
+        return "Cookie(<redacted>)"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cookie) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(hashlib.sha256(self._value).digest())
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("Cookie is immutable")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Cookie cannot be pickled")
+
+    def __copy__(self) -> Cookie:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Cookie:
+        return self
