@@ -18,7 +18,9 @@ Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {}
 
 
-def subcommand(name: str, help_text: str) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[Handler], Handler]]:
+def subcommand(
+    name: str, help_text: str
+) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[Handler], Handler]]:
     """Register ``beamgate NAME``: ``@subcommand(...)(add_arguments)(handler)``."""
 
     def with_args(add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[Handler], Handler]:
@@ -56,23 +58,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"error: {issue}")
         print(f"{len(exc.issues)} problem(s) in {args.file}", file=sys.stderr)
         return 1
-    issues = [str(i) for i in _policy_issues(config)]
-    for issue in issues:
-        print(f"error: {issue}")
-    if issues:
-        print(f"{len(issues)} problem(s) in {args.file}", file=sys.stderr)
+    policy_issues = _policy_issues(config)
+    for line in policy_issues:
+        print(f"error: {line}")
+    if policy_issues:
+        print(f"{len(policy_issues)} problem(s) in {args.file}", file=sys.stderr)
         return 1
     nodes = sum(len(c.nodes) for c in config.clusters.values())
-    print(f"ok: {len(config.clusters)} cluster(s), {nodes} node(s), {len(config.users)} user(s), {len(config.roles)} role(s)")
+    counts = f"{len(config.clusters)} cluster(s), {nodes} node(s), {len(config.users)} user(s)"
+    print(f"ok: {counts}, {len(config.roles)} role(s)")
     return 0
 
 
 def _policy_issues(config: Config) -> list[str]:
     """Checks owned by the policy layer (roles against the command registry)."""
-    try:
-        from policies import validate_config
-    except ImportError:
-        return []
+    from policies import validate_config
+
     return [str(i) for i in validate_config(config)]
 
 

@@ -55,8 +55,7 @@ class Cluster:
         self.local = LocalNode(own_name, cookie, options)
         self.rpc = RpcClient(self.local)
         self.nodes = {
-            name: RemoteNode(self.local, name, self.rpc, call_timeout=config.call_timeout)
-            for name in config.nodes
+            name: RemoteNode(self.local, name, self.rpc, call_timeout=config.call_timeout) for name in config.nodes
         }
 
     def __repr__(self) -> str:
@@ -131,7 +130,7 @@ async def ping_node(node: RemoteNode) -> PingResult:
 async def ping(clusters: Clusters, names: list[str]) -> list[PingResult]:
     """Ping ``names`` (all configured nodes when empty) concurrently, in order."""
     targets = names or clusters.node_names()
-    results = []
+    results: list[RemoteNode | None] = []
     for name in targets:
         try:
             results.append(clusters.node(name))
@@ -141,5 +140,7 @@ async def ping(clusters: Clusters, names: list[str]) -> list[PingResult]:
     out = []
     it = iter(pinged)
     for name, node in zip(targets, results, strict=True):
-        out.append(next(it) if node is not None else PingResult(name, False, "unknown_node", "not in any configured cluster"))
+        out.append(
+            next(it) if node is not None else PingResult(name, False, "unknown_node", "not in any configured cluster")
+        )
     return out

