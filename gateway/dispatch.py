@@ -1,0 +1,275 @@
+"""Dispatch: the single path from a typed line to its output, for the shell and exec mode.
+
+For every line, in this order and nowhere else:
+
+1. **parse** with :func:`commands.grammar.parse_line` (a :class:`UsageError`
+   names the problem);
+2. **resolve the node**: ``--node N``, else the ``use``d node, else the only
+   configured node; an unknown node is a usage error. With ``--nodes GLOB``
+   (commands declared ``fanout``) every configured node matching GLOB that
+   the user may use;
+3. **policy**: ``UserPolicy.check(invocation, node)`` returns a
+   :class:`~policies.Decision` whose ``invocation`` (possibly with values
+   lowered to a cap) is what runs, or raises :class:`~policies.Denied`;
+4. **run**: a fresh owner process on the node's cluster
+   :class:`~gateway.dist.node.LocalNode` and a
+   :class:`~gateway.target.BoundedTarget` per command, so closing the owner
+   (on completion, Ctrl-C or the end of the session) ends the remote work;
+5. **render**: the command's formatter (``--json``: ``to_json``, one
+   document; streaming commands hand events to ``ctx.emit``, each printed as
+   it comes, as a JSON line with ``--json``), then a last sanitizing pass so
+   nothing remote reaches a terminal raw (SPEC safety rule 8);
+6. **audit**: one ``command`` event (or ``denied``) with the node, the line,
+   the deciding rule, the outcome, the duration and where the output sits in
+   the session recording.
+
+Exit status (SPEC): 0 ok, 1 the command failed, 2 usage error, 3 denied;
+errors are one line: ``error: ...``, ``usage: ...``, ``denied: ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from commands import REGISTRY
+from commands.context import Context, Identity
+from commands.errors import CommandError
+from commands.format import sanitize
+from commands.grammar import UsageError, matches_glob, parse_line
+from commands.spec import Command, Invocation
+from policies import Denied, UserPolicy
+
+from .config import SafetyConfig
+from .dist.errors import DistError
+from .session_state import AuditTrail, SessionState
+from .target import BoundedTarget, TargetError
+
+log = logging.getLogger("beamgate.dispatch")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DENIED = 3
+
+
+class Output(Protocol):
+    """Where a command's text goes: ``out`` for results, ``err`` for the one-line errors."""
+
+    def out(self, text: str) -> None: ...
+
+    def err(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    #: ``ok``, ``error``, ``usage``, ``denied``, ``interrupted`` or ``empty``.
+    kind: str
+
+
+EMPTY = Outcome(EXIT_OK, "empty")
+
+
+@dataclass
+class _Result:
+    """One node's part of a run: its value or the error message."""
+
+    node: str | None
+    value: Any = None
+    error: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def safe_text(text: str) -> str:
+    """Rendered output, with any control character left in it shown visibly (newlines kept)."""
+    return sanitize(text, keep_newlines=True, escape_backslash=False)
+
+
+def json_text(value: Any) -> str:
+    """One JSON document on one line; non-ASCII and control characters escaped (inert)."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return sanitize(text)
+
+
+class Dispatcher:
+    """Runs lines for one session."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        policy: UserPolicy,
+        state: SessionState,
+        safety: SafetyConfig,
+        audit: AuditTrail,
+        registry: Mapping[str, Command] = REGISTRY,
+        extras: Mapping[str, Any] | None = None,
+        confirm: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.policy = policy
+        self.state = state
+        self.clusters = state.clusters
+        self.safety = safety
+        self.audit = audit
+        self.registry = registry
+        self.extras = dict(extras or {})
+        self.confirm = confirm
+
+    async def run_line(self, line: str, output: Output) -> Outcome:
+        """Run one line to completion; cancelling the call cancels the command and its remote work."""
+        started = time.monotonic()
+        fields: dict[str, Any] = {"line": line, **self.audit.position()}
+        try:
+            inv = parse_line(line, self.registry)
+            if inv is None:
+                return EMPTY
+            fields["command"] = inv.name
+            if inv.nodes_glob is not None:
+                results = await self._fan_out(inv, output, fields)
+                outcome = Outcome(EXIT_FAILED, "error") if any(r.error for r in results) else Outcome(EXIT_OK, "ok")
+            else:
+                await self._single(inv, output, fields)
+                outcome = Outcome(EXIT_OK, "ok")
+        except UsageError as exc:
+            output.err(f"usage: {one_line(exc)}")
+            outcome = Outcome(EXIT_USAGE, "usage")
+            fields["error"] = str(exc)
+        except Denied as exc:
+            output.err(f"denied: {one_line(exc)}")
+            self.audit.emit("denied", rule=exc.rule, reason=str(exc), duration_ms=_ms(started), **fields)
+            return Outcome(EXIT_DENIED, "denied")
+        except (CommandError, TargetError, DistError) as exc:
+            output.err(f"error: {one_line(exc)}")
+            outcome = Outcome(EXIT_FAILED, "error")
+            fields["error"] = str(exc)
+        except asyncio.CancelledError:
+            self.audit.emit("command", outcome="interrupted", duration_ms=_ms(started), **fields)
+            raise
+        except Exception as exc:
+            log.exception("command %r failed inside the gateway", line)
+            output.err(f"error: internal error in the gateway ({type(exc).__name__}); it has been logged")
+            outcome = Outcome(EXIT_FAILED, "error")
+            fields["error"] = f"internal: {type(exc).__name__}: {exc}"
+        self.audit.emit("command", outcome=outcome.kind, status=outcome.status, duration_ms=_ms(started), **fields)
+        return outcome
+
+    # -- one node ----------------------------------------------------------------------
+
+    def _node_for(self, inv: Invocation) -> str | None:
+        if not inv.command.remote:
+            return None
+        node = inv.node or self.state.default_node()
+        if node is None:
+            raise UsageError(
+                f"{inv.name}: no node selected; use NODE first or add --node NODE (nodes lists them)", inv.command
+            )
+        if node not in self.clusters.node_names():
+            raise UsageError(f"{inv.name}: unknown node {node}; nodes lists the nodes you may use", inv.command)
+        return node
+
+    async def _single(self, inv: Invocation, output: Output, fields: dict[str, Any]) -> None:
+        node = self._node_for(inv)
+        fields["node"] = node
+        decision = self.policy.check(inv, node)
+        fields["decision"] = decision.rule
+        run = decision.invocation
+        self._note_clamped(run, output, fields)
+        result = await self._run(run, node, output)
+        if run.json:
+            output.out(json_text(run.command.to_json(result, run)) + "\n")
+        else:
+            _print(output, run.command.render(result, run))
+
+    # -- many nodes --------------------------------------------------------------------
+
+    async def _fan_out(self, inv: Invocation, output: Output, fields: dict[str, Any]) -> list[_Result]:
+        glob = inv.nodes_glob or ""
+        nodes = [n for n in self.clusters.node_names() if matches_glob(n, glob) and self.policy.may_use_node(n)]
+        if not nodes:
+            raise UsageError(f"{inv.name}: no node you may use matches {glob}", inv.command)
+        if inv.command.streaming:
+            raise UsageError(f"{inv.name} streams its output and runs on one node at a time", inv.command)
+        fields["nodes"] = nodes
+        decisions = [(n, self.policy.check(inv, n)) for n in nodes]
+        fields["decision"] = sorted({d.rule for _, d in decisions})
+        for _, d in decisions:
+            self._note_clamped(d.invocation, output, fields)
+        results = await asyncio.gather(*(self._one_of_many(n, d.invocation) for n, d in decisions))
+        fields["node_outcomes"] = {r.node: "error" if r.error else "ok" for r in results}
+        if inv.json:
+            doc = {r.node: {"error": r.error} if r.error else inv.command.to_json(r.value, inv) for r in results}
+            output.out(json_text(doc) + "\n")
+            return results
+        for r in results:
+            output.out(f"== {r.node} ==\n")
+            if r.error:
+                output.out(f"error: {sanitize(r.error)}\n")
+            else:
+                _print(output, inv.command.render(r.value, inv))
+        return results
+
+    async def _one_of_many(self, node: str, inv: Invocation) -> _Result:
+        try:
+            return _Result(node, await self._run(inv, node, None))
+        except (CommandError, TargetError, DistError) as exc:
+            return _Result(node, error=str(exc))
+
+    # -- running -----------------------------------------------------------------------
+
+    async def _run(self, inv: Invocation, node: str | None, output: Output | None) -> Any:
+        """Run ``inv`` on ``node`` under a fresh owner process, closed whatever happens."""
+        ctx = Context(
+            identity=self.identity,
+            registry=self.registry,
+            session=self.state,
+            policy=self.policy,
+            safety=self.safety,
+            confirm=self.confirm,
+            extras=dict(self.extras),
+        )
+        if inv.command.streaming and output is not None:
+            ctx.emit = self._emitter(inv, output)
+        if node is None:
+            return await inv.command.run(ctx, inv)
+        cluster = self.clusters.cluster_of(node)
+        owner = cluster.local.spawn()
+        try:
+            ctx.target = BoundedTarget(cluster.nodes[node], owner, self.safety)
+            return await inv.command.run(ctx, inv)
+        finally:
+            owner.close()
+
+    def _emitter(self, inv: Invocation, output: Output) -> Callable[[Any], Awaitable[None]]:
+        async def emit(event: Any) -> None:
+            if inv.json:
+                output.out(json_text(inv.command.to_json(event, inv)) + "\n")
+            else:
+                _print(output, inv.command.render(event, inv))
+
+        return emit
+
+    def _note_clamped(self, inv: Invocation, output: Output, fields: dict[str, Any]) -> None:
+        for name, (asked, granted) in inv.clamped.items():
+            output.err(f"note: {name} lowered from {asked} to {granted} by your policy")
+        if inv.clamped:
+            fields["clamped"] = {k: list(v) for k, v in inv.clamped.items()}
+
+
+def _print(output: Output, text: str) -> None:
+    if text:
+        output.out(safe_text(text.rstrip("\n")) + "\n")
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
