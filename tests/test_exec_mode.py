@@ -152,7 +152,7 @@ def test_every_exec_is_audited_and_recorded(setup, gw: GatewayThread, node: Erla
     assert isinstance(event["duration_ms"], int)
     assert event["key_fingerprint"] == alice.key.fingerprint()
     cast = gw.config.recording.dir / event["recording"]
-    header, events = read_cast(cast)
+    header, _ = read_cast(cast)
     assert header["command"] == f"info --node {node.name}"
     assert header["beamgate"]["user"] == "alice"
     # What the recording says the terminal got is exactly what ssh printed.

@@ -315,9 +315,8 @@ class Screen:
         while needle not in self.text():
             if time.monotonic() > deadline:
                 raise AssertionError(f"{needle!r} not on screen:\n{self.text()}")
-            if not self._read(0.1):
-                if needle not in self.text():
-                    raise AssertionError(f"session ended before {needle!r} appeared:\n{self.text()}")
+            if not self._read(0.1) and needle not in self.text():
+                raise AssertionError(f"session ended before {needle!r} appeared:\n{self.text()}")
 
     def wait_for_prompt(self, timeout: float = 20.0) -> None:
         """Wait until the cursor's line is a prompt (ends with ``> ``) with nothing typed."""
