@@ -251,7 +251,7 @@ class Client:
         ]  # fmt: skip
         if self.cert is not None:
             opts += ["-o", f"CertificateFile={self.cert}"]
-        return [*opts, *extra]
+        return [*extra, *opts]  # ssh keeps the first value of an option: the caller's win
 
     def argv(self, *args: str, user: str = "diag", options: Sequence[str] = ()) -> list[str]:
         return ["ssh", *self.options(*options), "-p", str(self.gateway.port), f"{user}@{self.gateway.host}", *args]
