@@ -137,7 +137,10 @@ def config(nodes: list[ErlangNode], tmp_path_factory: pytest.TempPathFactory) ->
         cookie_file=nodes[0].cookie_file,
         nodes=[nodes[0].name, nodes[1].name, f"ghost@{short_host()}"],
         users={"alice": ([key], ["sre"]), "bob": ([key], ["one"])},
-        roles=f'[roles.sre]\ncommands = ["*"]\nnodes = ["*"]\n[roles.one]\ncommands = ["*"]\nnodes = ["{nodes[0].name}"]\n',
+        roles=(
+            '[roles.sre]\ncommands = ["*"]\nnodes = ["*"]\n'
+            f'[roles.one]\ncommands = ["*"]\nnodes = ["{nodes[0].name}"]\n'
+        ),
     )
     return load_config(path)
 
