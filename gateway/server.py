@@ -54,6 +54,8 @@ log = logging.getLogger("beamgate.server")
 
 #: Keys or certificates one connection may offer before it is cut off (like sshd's MaxAuthTries).
 MAX_AUTH_TRIES = 6
+#: Seconds a stopping gateway lets clients close their connections themselves.
+CLOSE_GRACE = 2.0
 
 
 class HostKeyError(Exception):
@@ -143,17 +145,23 @@ class Gateway:
 
     async def stop(self, reason: str = "the gateway is shutting down") -> None:
         """Stop listening, end every session with ``reason``, and leave the clusters."""
-        if self._acceptor is not None:
-            self._acceptor.close()
-            await self._acceptor.wait_closed()
-            self._acceptor = None
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.close()  # no new connections from here on
         sessions = list(self.sessions.values())
         for session in sessions:
             session.end(reason)
         for session in sessions:
             await session.finished()
+        # Clients leave by themselves once their sessions are closed; cutting the connection at once
+        # would make OpenSSH drop the last output (the reason) it has not printed yet.
+        deadline = asyncio.get_running_loop().time() + CLOSE_GRACE
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         for conn in list(self.connections):
             conn.close()
+        if acceptor is not None:
+            await acceptor.wait_closed()
         self.clusters.close()
         self.audit.emit("server_stop", reason=reason)
 
@@ -206,7 +214,7 @@ class GatewayConnection(asyncssh.SSHServer):
             self._failed("no key or certificate accepted" if self.refusals else "no public key offered")
         for session in list(self.gateway.sessions.values()):
             if session.connection is self:
-                session.end("the connection was closed")
+                session.end("the connection was closed", tell=False)
 
     def close(self) -> None:
         if self.conn is not None:

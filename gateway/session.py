@@ -122,6 +122,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         self.command: str | None = None
         self.mode: Mode | None = None
         self.end_reason: str | None = None
+        self._tell = False
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.get_running_loop().create_future()
         self._idle: asyncio.TimerHandle | None = None
@@ -186,7 +187,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.end("the client closed the session")
+        self.end("the client closed the session", tell=False)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -196,10 +197,11 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             self.terminal.recorder.input(data)
         self.mode.feed(data)
 
-    def end(self, reason: str) -> None:
-        """End the session (limits, shutdown, lost connection); the user sees ``reason``."""
+    def end(self, reason: str, *, tell: bool = True) -> None:
+        """End the session (limits, shutdown, lost connection); with ``tell``, the user sees ``reason``."""
         if self.end_reason is None:
             self.end_reason = reason
+            self._tell = tell
         if self._task is not None and not self._task.done():
             self._task.cancel()
         elif self._task is None:
@@ -260,8 +262,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             self._pending_input.clear()
             status = await self.mode.run()
         except asyncio.CancelledError:
-            if self.end_reason and self.end_reason != "the client closed the session":
-                terminal.write_err(f"\nbeamgate: {self.end_reason}\n")
+            pass  # end() cancelled the mode (or the mode saw the cancellation and returned)
         except (AuditError, RecordingError) as exc:
             log.error("session %s ended: %s", self.id, exc)
             terminal.write_err(f"\nerror: {exc}; the session is ended\n")
@@ -269,6 +270,10 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             log.exception("session %s failed", self.id)
             terminal.write_err("\nerror: internal error in the gateway; the session is ended\n")
         finally:
+            if self.end_reason is not None:
+                status = 1
+                if self._tell:
+                    terminal.write_err(f"\nbeamgate: {self.end_reason}\n")
             self._close(trail, status, started)
 
     def _mode(self, command: str | None, terminal: Terminal, trail: AuditTrail) -> Mode:

@@ -92,7 +92,7 @@ def test_demo_prints_a_working_ssh_line_and_stops_cleanly(tmp_path: Path) -> Non
 def test_demo_without_erlang_says_how_to_install_it(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}
     demo = beamgate("demo", "--dir", "demo-state", cwd=tmp_path, env=env)
-    out, err = demo.communicate(timeout=60)
+    _, err = demo.communicate(timeout=60)
     assert demo.returncode == 1
     assert err.startswith("error: Erlang/OTP is not installed (no `erl` on PATH)")
     assert "sudo apt-get install erlang-base" in err

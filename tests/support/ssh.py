@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pexpect
 import pyte
@@ -227,10 +227,29 @@ def cast_output(path: Path) -> str:
     return "".join(e[2] for e in read_cast(path)[1] if e[1] == "o")
 
 
+class Endpoint(Protocol):
+    """Where a gateway listens and the host key it must present."""
+
+    host: str
+    port: int
+
+    @property
+    def host_key_line(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Listening:
+    """A gateway running elsewhere (a ``beamgate serve`` subprocess)."""
+
+    host: str
+    port: int
+    host_key_line: str
+
+
 class Client:
     """The OpenSSH client, pinned to one gateway's host key, with one identity."""
 
-    def __init__(self, gateway: GatewayThread, key: KeyPair, directory: Path, *, cert: Path | None = None) -> None:
+    def __init__(self, gateway: Endpoint, key: KeyPair, directory: Path, *, cert: Path | None = None) -> None:
         self.gateway = gateway
         self.key = key
         self.cert = cert
