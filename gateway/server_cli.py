@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -68,6 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problems:
         return 1
     setup_logging(args.log_level, [c.load_cookie() for c in config.clusters.values()])
+    if args.log_level != "DEBUG":  # asyncssh logs every connection at INFO; the audit log has what matters
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
     def ready(host: str, port: int, fingerprint: str) -> None:
         print(f"beamgate listening on {host}:{port}", flush=True)
