@@ -148,6 +148,23 @@ def test_ctrl_c_cancels_a_hung_command_and_its_remote_work(gw: GatewayThread, al
     assert event["line"] == "info" and event["node"] == node.name
 
 
+def test_ctrl_c_in_exec_mode_with_a_pty(gw: GatewayThread, alice: Client, node: ErlangNode) -> None:
+    assert alice.run("info", "--node", node.name).returncode == 0  # connected and warm
+    os.kill(node.os_pid, signal.SIGSTOP)
+    try:
+        shell = alice.shell("info", "--node", node.name)  # ssh -tt gateway info ...: exec with a pty
+        try:
+            shell.pump(1.0)
+            shell.send("\x03")
+            shell.wait_for("error: interrupted", timeout=5)
+            assert shell.wait_exit(timeout=5) == 1
+        finally:
+            shell.close()
+    finally:
+        os.kill(node.os_pid, signal.SIGCONT)
+    assert gw.wait_audit("command", lambda e: e["outcome"] == "interrupted" and "--node" in e["line"])
+
+
 def test_window_resize(gw: GatewayThread, alice: Client) -> None:
     mark = gw.mark()
     shell = alice.shell(columns=100, rows=30)
