@@ -404,7 +404,11 @@ class RecordingStore:
         """
         started = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-        name = f"{stamp}-{_UNSAFE_NAME.sub('_', user)}-{_UNSAFE_NAME.sub('_', session_id)}{SUFFIX}"
+        stem = f"{stamp}-{_UNSAFE_NAME.sub('_', user)}-{_UNSAFE_NAME.sub('_', session_id)}"
+        name, n = f"{stem}{SUFFIX}", 1
+        while (self.dir / name).exists():  # a session id reused within the second (e.g. after a restart)
+            n += 1
+            name = f"{stem}-{n}{SUFFIX}"
         r = self._redact
         header: dict[str, Any] = {
             "version": 2,

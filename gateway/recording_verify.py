@@ -280,8 +280,8 @@ def classify(actual: list[_Rec], expected: list[bytes], at: _Rec) -> Problem | N
 def _event(raw: bytes) -> tuple[float | None, str | None, Any]:
     """``(t, type, data)`` of an event line, or ``(None, None, None)`` if it is not one."""
     try:
-        event = json.loads(raw)
-    except ValueError:
+        event = json.loads(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         return None, None, None
     if (
         isinstance(event, list)
