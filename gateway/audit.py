@@ -30,6 +30,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -117,8 +118,10 @@ class AuditLog:
 
     def _clean(self, value: Any) -> Any:
         """JSON-ready with every string redacted (before encoding: a cookie may contain ``"`` or ``\\``)."""
-        if value is None or isinstance(value, (bool, int, float)):
+        if value is None or isinstance(value, (bool, int)):
             return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else str(value)  # NaN is not JSON
         if isinstance(value, str):
             return self._redact(value)
         if isinstance(value, Mapping):

@@ -170,9 +170,7 @@ class Recorder:
 
     def resize(self, cols: int, rows: int) -> None:
         self._check()
-        if cols <= 0 or rows <= 0:
-            raise ValueError(f"bad terminal size {cols}x{rows}")
-        self._event("r", f"{cols}x{rows}")
+        self._event("r", f"{int(cols)}x{int(rows)}")
 
     def marker(self, label: str) -> None:
         """An asciicast marker (players can jump to it), e.g. at the start of each command."""
@@ -412,8 +410,8 @@ class RecordingStore:
         r = self._redact
         header: dict[str, Any] = {
             "version": 2,
-            "width": width,
-            "height": height,
+            "width": width if width > 0 else 80,  # exec without a pty: no size; play it as 80x24
+            "height": height if height > 0 else 24,
             "timestamp": int(started),
             "env": {"TERM": r(term), "SHELL": "beamgate"},
         }

@@ -92,10 +92,12 @@ def _ended_sessions(config: Config) -> dict[str, str]:
 
     ended: dict[str, str] = {}
     path = Path(config.audit.path)
-    if path.exists():
+    try:
         for _, record in read_log(path, LogCheck()):
             if record.get("event") == "session_end" and isinstance(record.get("recording"), str):
                 ended[record["recording"]] = str(record.get("ts"))
+    except OSError as exc:
+        print(f"warning: cannot read audit log {path} ({exc.strerror}): no cross-check", file=sys.stderr)
     return ended
 
 
