@@ -161,13 +161,14 @@ def record_time(record: dict[str, Any]) -> datetime | None:
 
 
 def describe(record: dict[str, Any]) -> str:
-    """One line for a person: time, event, user, then what matters for that event.
+    """One line for a person: time, event, user, session, then what matters for that event.
 
     Every value is shown with control characters escaped: the audit log holds
     text users and clients chose (a typed line, a claimed user name).
     """
     ts = _visible(record.get("ts", "?"))[:19]
-    head = f"{ts}Z  {_visible(record.get('event', '?')):<15} {_visible(record.get('user') or '-'):<12}"
+    who = f"{_visible(record.get('user') or '-'):<12} {_visible(record.get('session') or '-'):<6}"
+    head = f"{ts}Z  {_visible(record.get('event', '?')):<15} {who}"
     if record.get("event") in ("command", "denied"):
         rule = f"({_visible(record['rule'])})" if record.get("rule") else ""
         parts = [
@@ -181,7 +182,18 @@ def describe(record: dict[str, Any]) -> str:
         else:
             parts.append(_visible(record.get("reason", "")))
     else:
-        skip = {"ts", "event", "user", "seq", "prev", "recording", "recording_offset", "offset", "key_fingerprint"}
+        skip = {
+            "ts",
+            "event",
+            "user",
+            "session",
+            "seq",
+            "prev",
+            "recording",
+            "recording_offset",
+            "offset",
+            "key_fingerprint",
+        }
         parts = [f"{_visible(k)}={_visible(v)}" for k, v in record.items() if k not in skip and v is not None]
     if record.get("recording"):
         offset = record_offset(record)

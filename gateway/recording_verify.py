@@ -65,7 +65,7 @@ class Verdict:
         """One line for a person."""
         if self.status == OK:
             return (
-                f"OK {self.path}: {self.events} events, {self.checkpoints} checkpoints, "
+                f"OK {self.path}: {_count(self.events, 'event')}, {_count(self.checkpoints, 'checkpoint')}, "
                 f"{_duration(self.verified_t)}, signed by {self.key}"
             )
         if self.status == UNTERMINATED:
@@ -103,6 +103,10 @@ class Verdict:
             p = self.problem
             out["problem"] = {"kind": p.kind, "line": p.line, "offset": p.offset, "t": p.t, "detail": p.detail}
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _duration(t: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from gateway.recording_verify import OK, UNTERMINATED, verify_file
 from tests.support.recordings import (
     CANARY,
     asciinema_cat,
+    cookie_of,
     load,
     open_audit,
     open_store,
@@ -258,3 +260,33 @@ def test_retention_task_sweeps_until_cancelled(tmp_path: Path) -> None:
         task.cancel()
 
     asyncio.run(main())
+
+
+def test_redaction_holds_for_any_split(tmp_path: Path) -> None:
+    """However a stream containing the cookie is cut into writes, the file holds exactly the redacted whole."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    config = load(write_config(tmp_path))
+    store = open_store(config)
+    redact = cookie_of(config).redact
+    pieces = st.sampled_from([CANARY, CANARY[:5], CANARY[3:], "ca", "c", "x", "\r\n", " ", "é"])
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(pieces, max_size=12), st.lists(st.integers(0, 200), max_size=8))
+    def check(parts: list[str], cuts: list[int]) -> None:
+        whole = "".join(parts)
+        bounds = sorted({min(c, len(whole)) for c in cuts} | {0, len(whole)})
+        r = start(store, session=f"h{time.monotonic_ns()}")
+        for a, b in itertools.pairwise(bounds):
+            r.output(whole[a:b])
+            r.input(whole[a:b])
+        r.close()
+        events = lines_of(r.path)[1:]
+        for kind in ("o", "i"):
+            recorded = "".join(e[2] for e in events if e[1] == kind)  # type: ignore[index]
+            assert recorded == redact(whole)
+        assert CANARY.encode() not in r.path.read_bytes()
+        r.path.unlink()
+
+    check()
