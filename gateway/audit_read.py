@@ -166,21 +166,21 @@ def describe(record: dict[str, Any]) -> str:
     Every value is shown with control characters escaped: the audit log holds
     text users and clients chose (a typed line, a claimed user name).
     """
-    ts = _visible(record.get("ts", "?"))[:19]
-    who = f"{_visible(record.get('user') or '-'):<12} {_visible(record.get('session') or '-'):<6}"
-    head = f"{ts}Z  {_visible(record.get('event', '?')):<15} {who}"
+    ts = visible(record.get("ts", "?"))[:19]
+    who = f"{visible(record.get('user') or '-'):<12} {visible(record.get('session') or '-'):<6}"
+    head = f"{ts}Z  {visible(record.get('event', '?')):<15} {who}"
     if record.get("event") in ("command", "denied"):
-        rule = f"({_visible(record['rule'])})" if record.get("rule") else ""
+        rule = f"({visible(record['rule'])})" if record.get("rule") else ""
         parts = [
-            _visible(record.get("node") or "-"),
+            visible(record.get("node") or "-"),
             json.dumps(str(record.get("line", ""))),
-            f"{_visible(record.get('decision', '?'))}{rule}",
+            f"{visible(record.get('decision', '?'))}{rule}",
         ]
         if record.get("event") == "command":
-            parts += [_visible(record.get("outcome", "?")), f"{_visible(record.get('duration_ms', '?'))}ms"]
-            parts.append(f"{_visible(record.get('output_bytes', '?'))}B")
+            parts += [visible(record.get("outcome", "?")), f"{visible(record.get('duration_ms', '?'))}ms"]
+            parts.append(f"{visible(record.get('output_bytes', '?'))}B")
         else:
-            parts.append(_visible(record.get("reason", "")))
+            parts.append(visible(record.get("reason", "")))
     else:
         skip = {
             "ts",
@@ -194,10 +194,10 @@ def describe(record: dict[str, Any]) -> str:
             "offset",
             "key_fingerprint",
         }
-        parts = [f"{_visible(k)}={_visible(v)}" for k, v in record.items() if k not in skip and v is not None]
+        parts = [f"{visible(k)}={visible(v)}" for k, v in record.items() if k not in skip and v is not None]
     if record.get("recording"):
         offset = record_offset(record)
-        parts.append(f"rec={_visible(record['recording'])}" + (f"@{_visible(offset)}" if offset is not None else ""))
+        parts.append(f"rec={visible(record['recording'])}" + (f"@{visible(offset)}" if offset is not None else ""))
     return f"{head} {'  '.join(parts)}"
 
 
@@ -207,7 +207,7 @@ def record_offset(record: dict[str, Any]) -> int | None:
     return offset if isinstance(offset, int) and not isinstance(offset, bool) else None
 
 
-def _visible(value: Any) -> str:
+def visible(value: Any) -> str:
     """``value`` as text safe for a terminal: quoted and escaped when it has spaces or control characters."""
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     return json.dumps(text) if (not text or not text.isprintable() or " " in text) else text

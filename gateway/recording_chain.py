@@ -31,6 +31,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ EVENT_TYPES = frozenset({"o", "i", "r", "m", CHECKPOINT})
 DIGEST_BYTES = 6
 _CHAIN_DOMAIN = b"beamgate recording v1\n"
 _SIGN_DOMAIN = b"beamgate recording checkpoint v1\n"
+_FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 
 
 class RecordingKeyError(Exception):
@@ -155,6 +157,8 @@ class Checkpoint:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"checkpoint field missing or malformed ({exc})") from None
+        if not _FINGERPRINT.match(cp.key):  # it is shown to reviewers: no terminal control text
+            raise ValueError("checkpoint key is not a SHA256 fingerprint")
         if len(raw) % DIGEST_BYTES or len(cp.chain) != 32 or cp.data() != data:
             raise ValueError("checkpoint data is not in canonical form")
         return cp

@@ -88,14 +88,16 @@ def _recordings(names: list[str]) -> list[Path]:
 
 def _ended_sessions(config: Config) -> dict[str, str]:
     """Recording file name -> time of its ``session_end`` in the audit log."""
-    from .audit_read import LogCheck, read_log
+    from .audit_read import LogCheck, read_log, visible
 
     ended: dict[str, str] = {}
     path = Path(config.audit.path)
     try:
         for _, record in read_log(path, LogCheck()):
             if record.get("event") == "session_end" and isinstance(record.get("recording"), str):
-                ended[record["recording"]] = str(record.get("ts"))
+                ended[record["recording"]] = visible(record.get("ts"))
+    except FileNotFoundError:
+        pass  # no audit log yet: nothing to cross-check
     except OSError as exc:
         print(f"warning: cannot read audit log {path} ({exc.strerror}): no cross-check", file=sys.stderr)
     return ended

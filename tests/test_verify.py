@@ -194,3 +194,12 @@ def test_removed_checkpoint_is_named(setup: tuple[Path, Path]) -> None:
     verdict = verify_file(tampered(recording, drop(14)), [open_store(load(config_path)).public_key])
     assert verdict.problem is not None
     assert verdict.problem.detail == "1 signed record(s) missing before this line (checkpoint 2 missing)"
+
+
+def test_text_from_the_file_cannot_reach_the_terminal(setup: tuple[Path, Path]) -> None:
+    """A forged key field full of escape sequences is refused as malformed, not printed."""
+    config_path, recording = setup
+    bad = tampered(recording, replace_line(9, b'"key\\":\\"SHA256:', b'"key\\":\\"\\\\u001b[2J'))
+    out = beamgate("verify", "--config", str(config_path), str(bad))
+    assert out.returncode == 1 and b"\x1b" not in out.stdout
+    assert b"line 9 " in out.stdout and b"checkpoint key is not a SHA256 fingerprint" in out.stdout
