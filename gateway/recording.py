@@ -211,12 +211,6 @@ class Recorder:
             self._on_close(self)
         return self._summary
 
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- internals ------------------------------------------------------------------
 
     def _check(self) -> None:

@@ -39,8 +39,12 @@ def test_lines_are_chained(tmp_path: Path) -> None:
         assert set(r) >= {"ts", "event", "user", "session", "client", "key_fingerprint"}
         assert str(r["ts"]).endswith("Z")
     assert all(b < 0x80 for b in config.audit.path.read_bytes())  # ASCII JSON
+    assert config.audit.path.stat().st_mode & 0o777 == 0o600
+    config.audit.path.chmod(0o644)
+    open_audit(config).emit("server_stop")
+    assert config.audit.path.stat().st_mode & 0o777 == 0o600
     out = beamgate("audit", "--config", str(write_config(tmp_path)), "--verify")
-    assert out.returncode == 0 and out.stdout.decode().startswith(f"OK {config.audit.path}: 3 lines")
+    assert out.returncode == 0 and out.stdout.decode().startswith(f"OK {config.audit.path}: 4 lines")
 
 
 TAMPERING = [
