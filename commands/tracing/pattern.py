@@ -51,6 +51,7 @@ _RESERVED = frozenset(
     """after and andalso band begin bnot bor bsl bsr bxor case catch cond div end fun if let maybe not of or
     orelse receive rem try when xor else""".split()
 )
+_DIGITS = frozenset("0123456789")
 _ESCAPES = {"n": 10, "r": 13, "t": 9, "v": 11, "b": 8, "f": 12, "e": 27, "s": 32, "d": 127, "0": 0}
 
 
@@ -120,6 +121,8 @@ class _Parser:
 
     def expect(self, token: str) -> None:
         if not self.peek(token):
+            if self.text[self.pos : self.pos + 1] in tuple("+-*/=<>!?"):
+                raise self.error("operators are not allowed: only literals and _")
             raise self.error(f"expected {token!r}")
         self.pos += len(token)
 
@@ -156,7 +159,7 @@ class _Parser:
             return self.atom(self.quoted("'"))
         if c == "$":
             return (_LIT, self.char())
-        if c.isdigit() or (c == "-" and self.text[self.pos + 1 : self.pos + 2].isdigit()):
+        if c in _DIGITS or (c == "-" and self.text[self.pos + 1 : self.pos + 2] in _DIGITS):
             return (_LIT, self.number())
         if c == "_" or c.isalpha():
             return self.name()
@@ -242,6 +245,9 @@ class _Parser:
         if word[0].isupper():
             self.pos = start
             raise self.error(f"{word!r} is a variable: patterns take literals and _ only")
+        if self.text[self.pos : self.pos + 1] in ("(", ":"):
+            self.pos = start
+            raise self.error("function calls are not allowed: only literals and _")
         if word in _RESERVED:
             self.pos = start
             raise self.error(f"{word!r} is a reserved word; quote it as '{word}' to mean the atom")
@@ -259,9 +265,9 @@ class _Parser:
     def number(self) -> int | float:
         m_start = self.pos
         text = self.text
-        if text[self.pos] == "-":
+        if text.startswith("-", self.pos):
             self.pos += 1
-        while self.pos < len(text) and (text[self.pos].isdigit() or text[self.pos] == "_"):
+        while self.pos < len(text) and (text[self.pos] in _DIGITS or text[self.pos] == "_"):
             self.pos += 1
         digits = text[m_start : self.pos].replace("_", "")
         if not digits.lstrip("-"):
@@ -278,16 +284,16 @@ class _Parser:
                 return int(text[start : self.pos], base) * (-1 if digits.startswith("-") else 1)
             except ValueError:
                 raise self.error(f"not a base-{base} number") from None
-        if text[self.pos : self.pos + 1] == "." and text[self.pos + 1 : self.pos + 2].isdigit():
+        if text[self.pos : self.pos + 1] == "." and text[self.pos + 1 : self.pos + 2] in _DIGITS:
             self.pos += 1
-            while self.pos < len(text) and text[self.pos].isdigit():
+            while self.pos < len(text) and text[self.pos] in _DIGITS:
                 self.pos += 1
             if text[self.pos : self.pos + 1] in ("e", "E"):
                 self.pos += 1
                 if text[self.pos : self.pos + 1] in ("+", "-"):
                     self.pos += 1
                 exp_start = self.pos
-                while self.pos < len(text) and text[self.pos].isdigit():
+                while self.pos < len(text) and text[self.pos] in _DIGITS:
                     self.pos += 1
                 if self.pos == exp_start:
                     raise self.error("incomplete exponent")

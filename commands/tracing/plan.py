@@ -36,7 +36,7 @@ MAX_SPECS = 16
 PROCESS_SETS = ("all", "new", "existing")
 
 #: Bounds of what crosses the network per trace message (formatted on the target).
-ARG_DEPTH = 12
+ARG_DEPTH = 20
 MAX_CHARS = 1000
 
 
@@ -154,7 +154,7 @@ def _refuse_dangerous(plan: TracePlan) -> None:
     narrowed = (plan.pattern is not None and plan.pattern.tree != WILDCARD) or plan.single_process
     for spec in plan.specs:
         if spec.module == "_":
-            raise UsageError("trace: refusing to trace every function of every module (dangerous on a live node)")
+            raise UsageError("trace: refusing to trace across every module ('_'): it is dangerous on a live node")
         if spec.function is None and spec.module in BUSY_MODULES and not narrowed:
             raise UsageError(
                 f"trace: refusing to trace every function of {spec.module} in every process: it would fire for "

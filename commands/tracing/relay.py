@@ -27,8 +27,10 @@ and:
    remembering its own patterns and flags only. It removes its own and the
    cleaner's flags (``all`` includes them);
 5. reports ``{ready, Matched, Sessions}`` and relays trace messages: each
-   admitted message is formatted on the target (``~tW`` with a depth and a
-   ``chars_limit``: a 100 MB argument never crosses the network) and sent to
+   admitted message is formatted on the target (``~tP`` with a depth and a
+   ``chars_limit``, after cutting every binary, list, tuple and map to what
+   can be shown, within a budget of terms visited: a 100 MB argument never
+   crosses the network, nor is it scanned) and sent to
    the owner. The message limit and the rate limit are counted here, so the
    gateway never receives more than the limit; a timer enforces the
    duration;
@@ -128,8 +130,41 @@ TRACE_START = Snippet(
     end,
     BgFlags = [call, timestamp],
     BgMicros = fun({Mega, Sec, Micro}) -> (Mega * 1000000 + Sec) * 1000000 + Micro end,
+    BgTakeMap = fun TM(_, 0, Taken) -> Taken;
+                    TM(Iter, Left, Taken) ->
+                        case maps:next(Iter) of
+                            none -> Taken;
+                            {MapKey, MapValue, NextIter} -> TM(NextIter, Left - 1, [{MapKey, MapValue} | Taken])
+                        end
+                end,
+    BgShrink = fun(Whole, Cut) ->
+        put(beamgate_budget, 2000),
+        Walk = fun W(term, T, Lvl) ->
+                       Left = get(beamgate_budget),
+                       put(beamgate_budget, Left - 1),
+                       if
+                           Left =< 0 -> '...';
+                           Lvl > Depth -> '...';
+                           is_binary(T), byte_size(T) > Cut -> binary:part(T, 0, Cut);
+                           is_list(T) -> W(list, T, {Lvl + 1, Cut});
+                           is_tuple(T) ->
+                               list_to_tuple([W(term, element(I, T), Lvl + 1)
+                                              || I <- lists:seq(1, min(tuple_size(T), Cut))]);
+                           is_map(T) ->
+                               maps:from_list([{W(term, K, Lvl + 1), W(term, V, Lvl + 1)}
+                                               || {K, V} <- BgTakeMap(maps:iterator(T), Cut, [])]);
+                           true -> T
+                       end;
+                   W(list, [], _) -> [];
+                   W(list, [H | Rest], {Lvl, N}) when N > 0 -> [W(term, H, Lvl) | W(list, Rest, {Lvl, N - 1})];
+                   W(list, [_ | _], _) -> [];
+                   W(list, Tail, {Lvl, _}) -> W(term, Tail, Lvl)
+               end,
+        Walk(term, Whole, 0)
+    end,
     BgText = fun(Term, Budget) ->
-        case unicode:characters_to_binary(io_lib:format("~tW", [Term, Depth], [{chars_limit, Budget}])) of
+        Shrunk = BgShrink(Term, Budget + 1),
+        case unicode:characters_to_binary(io_lib:format("~9999tP", [Shrunk, Depth], [{chars_limit, Budget}])) of
             TextBin when is_binary(TextBin) -> TextBin;
             _ -> <<"?">>
         end
