@@ -28,9 +28,14 @@ compile_erlang(ERLANG_SRC / "bg_traced.erl")
 
 @pytest.fixture
 def node(target: ErlangNode) -> ErlangNode:
-    """The target fixture (OTP 25, then OTP 28) with bg_traced loaded and one loop running."""
+    """The target fixture (OTP 25, then OTP 28) with bg_traced loaded and two loops running.
+
+    ``loop_a`` calls ``work(I, a)`` every 5 ms (faster than the default rate
+    limit), ``loop_s`` calls ``work(I, s)`` every 50 ms (slower than it):
+    traces meant to run until stopped some other way match ``[_, s]``.
+    """
     target.eval("{module, bg_traced} = code:ensure_loaded(bg_traced), ok.")
-    target.eval("bg_traced:start(loop_a, 5, a), ok.")
+    target.eval("bg_traced:start(loop_a, 5, a), bg_traced:start(loop_s, 50, s), ok.")
     return target
 
 
@@ -67,7 +72,7 @@ def test_limit_yields_exactly_n_calls(node: ErlangNode) -> None:
         first = run.events[0]
         assert isinstance(first, TraceStarted) and "at most 5 messages" in run.inv.command.render(first, run.inv)
         line = run.inv.command.render(calls(run.events)[0], run.inv)
-        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{6} <0\.\d+\.0> bg_traced:work\(\d+, a\)", line), line
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{6} <0\.\d+\.0> bg_traced:work\(\d+, [as]\)", line), line
         # counted and cut on the node: no trace message arrives after the stop
         await asyncio.sleep(0.3)
         late = [await run.owner.receive(0) for _ in range(run.owner.pending())]
@@ -108,7 +113,7 @@ def test_duration_stops_after_about_two_seconds(node: ErlangNode) -> None:
 
 def test_return_values(node: ErlangNode) -> None:
     async def body(gw: Gateway) -> None:
-        run = gw.trace("trace bg_traced:work/2 --return --limit 6")
+        run = gw.trace("trace bg_traced:work/2 --return --limit 6 --pid loop_a")
         await run.run()
         events = calls(run.events)
         assert [e.kind for e in events] == ["call", "return"] * 3
@@ -267,7 +272,7 @@ def test_owner_closed_cleans_up(node: ErlangNode) -> None:
     """The session ends (or Ctrl-C closes the owner): the relay sees it and removes the trace."""
 
     async def body(gw: Gateway) -> None:
-        run = gw.trace("trace bg_traced:work/2 --for 30 --rate 1000/1 --limit 100000 --return")
+        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, s]' --return")
         task = run.start()
         await run.wait_for(3)
         run.owner.close()
@@ -282,7 +287,7 @@ def test_cancel_cleans_up_and_says_interrupted(node: ErlangNode) -> None:
     """Ctrl-C cancels the command task: the relay is told to stop, the summary says interrupted."""
 
     async def body(gw: Gateway) -> None:
-        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, a]'")
+        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, s]'")
         task = run.start()
         await run.wait_for(2)
         task.cancel()
@@ -302,7 +307,7 @@ def test_cancel_cleans_up_and_says_interrupted(node: ErlangNode) -> None:
 
 def test_connection_loss_cleans_up(node: ErlangNode) -> None:
     async def body(gw: Gateway) -> None:
-        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, a]'")
+        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, s]'")
         task = run.start()
         await run.wait_for(2)
         gw.local.connection_for(node.name).close()
@@ -325,7 +330,7 @@ def _kill_ours(node: ErlangNode, key: str) -> None:
 
 def test_relay_crash_cleaner_cleans_up(node: ErlangNode) -> None:
     async def body(gw: Gateway) -> None:
-        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, a]'")
+        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, s]'")
         task = run.start()
         await run.wait_for(1)
         await asyncio.to_thread(_kill_ours, node, "beamgate_trace")
@@ -338,7 +343,7 @@ def test_relay_crash_cleaner_cleans_up(node: ErlangNode) -> None:
 
 def test_cleaner_death_relay_cleans_up(node: ErlangNode) -> None:
     async def body(gw: Gateway) -> None:
-        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, a]'")
+        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, s]'")
         task = run.start()
         await run.wait_for(1)
         await asyncio.to_thread(_kill_ours, node, "beamgate_trace_cleaner")
@@ -382,7 +387,7 @@ def test_arguments_print_like_recon(node: ErlangNode) -> None:
 
 def test_json_lines(node: ErlangNode) -> None:
     async def body(gw: Gateway) -> None:
-        run = gw.trace("trace bg_traced:work/2 --limit 2 --return --json")
+        run = gw.trace("trace bg_traced:work/2 --limit 2 --return --json --pid loop_a")
         result = await run.run()
         cmd = run.inv.command
         lines = [cmd.to_json(e, run.inv) for e in run.events] + [cmd.to_json(result, run.inv)]
