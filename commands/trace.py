@@ -84,20 +84,20 @@ async def run(ctx: Context, inv: Invocation) -> TraceStopped:
         raise CommandError(f"unexpected answer from {node} when starting the trace")
     emit = ctx.emit or _discard
     conversation = _Conversation(owner, relay, node, plan)
-    ready = await conversation.wait_ready(ctx.safety.eval_timeout)
-    if not inv.json:
-        await emit(
-            TraceStarted(
-                node=node,
-                specs=plan.describe_specs(),
-                matched=ready.matched,
-                procs=plan.describe_procs(),
-                limits=plan.limits,
-                sessions=ready.sessions,
-                pattern=plan.pattern.text if plan.pattern else None,
-            )
-        )
     try:
+        ready = await conversation.wait_ready(ctx.safety.eval_timeout)
+        if not inv.json:
+            await emit(
+                TraceStarted(
+                    node=node,
+                    specs=plan.describe_specs(),
+                    matched=ready.matched,
+                    procs=plan.describe_procs(),
+                    limits=plan.limits,
+                    sessions=ready.sessions,
+                    pattern=plan.pattern.text if plan.pattern else None,
+                )
+            )
         return await conversation.pump(emit)
     except asyncio.CancelledError:
         conversation.stop()
@@ -239,7 +239,12 @@ COMMAND = Command(
         Flag("limit", "int", "stop after N messages (calls and returns)", metavar="N", min=1, max=1_000_000),
         Flag("rate", "rate", "stop when more than N messages arrive within SECONDS", metavar="N/SECONDS"),
         Flag("for", "int", "stop after SECONDS", metavar="SECONDS", min=1, max=86_400),
-        Flag("pid", "text", "which processes: a pid or name, new, existing, or all (default)", metavar="PROC"),
+        Flag(
+            "pid",
+            "text",
+            "which processes: one (a pid or a name), new, existing, or all (default)",
+            metavar="PROC|new|existing|all",
+        ),
         Flag("return", "bool", "also show what each call returns (each return counts as a message)"),
         Flag("match", "text", "only calls whose argument list matches, e.g. '[3, _]'", metavar="ARGPATTERN"),
         Flag("local", "bool", "also trace calls made inside the module (and non-exported functions)"),

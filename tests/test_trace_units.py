@@ -170,7 +170,15 @@ def test_bindings_are_data_only() -> None:
 
 def test_usage_lists_every_option() -> None:
     usage = REGISTRY["trace"].usage()
-    for option in ("--limit N", "--rate N/SECONDS", "--for SECONDS", "--pid PROC", "--return", "--match", "--local"):
+    for option in (
+        "--limit N",
+        "--rate N/SECONDS",
+        "--for SECONDS",
+        "--pid PROC|new|existing|all",
+        "--return",
+        "--match",
+        "--local",
+    ):
         assert option in usage
     assert REGISTRY["trace"].streaming
 

@@ -1,8 +1,7 @@
 """``--match`` argument patterns: a small, safe parser of Erlang term syntax.
 
 The user writes the arguments a traced call must have, as an Erlang list
-pattern: ``'[3, _]'``, ``'[{error, _}, _]'``, ``'[<<"GET">>, #{path := _}]'``
-is *not* accepted (``:=`` is an expression form), but ``#{path => _}`` is.
+pattern: ``'[3, _]'``, ``'[{error, _}, _]'``, ``'[<<"GET">>, #{path => _}]'``.
 Only literals and the wildcard ``_`` (or ``_Name``) are allowed: no
 variables, guards, bodies, operators or function calls, so nothing the user
 types can ever be evaluated on a node (SPEC safety rule 2).
