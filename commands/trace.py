@@ -38,12 +38,13 @@ from .errors import CommandError
 from .spec import Command, Flag, Invocation, Param
 from .tracing.output import (
     TraceStarted,
+    TraceStatus,
     TraceStopped,
     event_json,
     event_line,
     failure_message,
-    started_json,
     started_line,
+    status_line,
     stopped_json,
     stopped_line,
 )
@@ -52,6 +53,8 @@ from .tracing.relay import STOP, TRACE_START, Failed, Ready, Stopped, TraceEvent
 
 #: Extra time the gateway waits past the trace's duration before giving up on the relay.
 MARGIN = 5.0
+#: After this many quiet seconds, a status line says the trace is still on (text output only).
+STATUS_EVERY = 10.0
 #: Relay stop reasons that mean "it ended abnormally" for the user.
 _CRASHED = {"crashed", "cleaner_exited"}
 
@@ -98,7 +101,7 @@ async def run(ctx: Context, inv: Invocation) -> TraceStopped:
                     pattern=plan.pattern.text if plan.pattern else None,
                 )
             )
-        return await conversation.pump(emit)
+        return await conversation.pump(emit, status=not inv.json)
     except asyncio.CancelledError:
         conversation.stop()
         with contextlib.suppress(Exception):
@@ -162,19 +165,27 @@ class _Conversation:
             if isinstance(decoded, Stopped):
                 raise CommandError(failure_message(decoded.reason, None, self.node) or decoded.reason)
 
-    async def pump(self, emit: Callable[[Any], Awaitable[None]]) -> TraceStopped:
-        """Hand every trace message to ``emit`` until the relay stops; return the summary."""
+    async def pump(self, emit: Callable[[Any], Awaitable[None]], *, status: bool) -> TraceStopped:
+        """Hand every trace message to ``emit`` until the relay stops; return the summary.
+
+        With ``status``, a :class:`TraceStatus` is emitted after every
+        :data:`STATUS_EVERY` seconds without a trace message.
+        """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.plan.limits.seconds + MARGIN
+        ends = loop.time() + self.plan.limits.seconds
+        quiet_since = loop.time()
         while True:
-            remaining = deadline - loop.time()
+            remaining = ends + MARGIN - loop.time()
             if remaining <= 0:
                 # The relay's own timer should have fired long ago: stop it and say so.
                 self.stop()
                 return self.summary("duration")
             try:
-                message = await self.owner.receive(remaining)
+                message = await self.owner.receive(min(remaining, STATUS_EVERY) if status else remaining)
             except TimeoutError:
+                if status and loop.time() - quiet_since >= STATUS_EVERY and loop.time() < ends:
+                    quiet_since = loop.time()
+                    await emit(TraceStatus(self.count, self.plan.limits, max(int(ends - loop.time()), 0)))
                 continue
             except NodeDown:
                 return self.summary("interrupted")  # the owner was closed: the relay is stopping
@@ -186,6 +197,7 @@ class _Conversation:
             decoded = decode(message, self.relay, self.node)
             if isinstance(decoded, TraceEvent):
                 self.count += 1
+                quiet_since = loop.time()
                 await emit(decoded)
             elif isinstance(decoded, Stopped):
                 if decoded.reason in _CRASHED:
@@ -198,6 +210,8 @@ def render(result: Any, inv: Invocation) -> str:
         return event_line(result)
     if isinstance(result, TraceStarted):
         return started_line(result)
+    if isinstance(result, TraceStatus):
+        return status_line(result)
     if isinstance(result, TraceStopped):
         return stopped_line(result)
     return str(result)
@@ -206,11 +220,10 @@ def render(result: Any, inv: Invocation) -> str:
 def to_json(result: Any, inv: Invocation) -> Any:
     if isinstance(result, TraceEvent):
         return event_json(result)
-    if isinstance(result, TraceStarted):
-        return started_json(result)
     if isinstance(result, TraceStopped):
         return stopped_json(result)
-    return result
+    # status lines are not emitted with --json; should a session ask anyway:
+    return {"event": "status", "text": render(result, inv)}
 
 
 COMMAND = Command(

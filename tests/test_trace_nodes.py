@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from commands import trace as trace_command
 from commands.errors import CommandError
 from commands.grammar import UsageError
-from commands.tracing.output import TraceStarted, TraceStopped
+from commands.tracing.output import TraceStarted, TraceStatus, TraceStopped
 from commands.tracing.relay import TAG, TraceEvent
 from tests.support.erlang import ERLANG_SRC, ErlangNode, compile_erlang, wait_until
 from tests.support.trace_harness import CLEAN, Gateway, leftovers
@@ -380,6 +381,29 @@ def test_arguments_print_like_recon(node: ErlangNode) -> None:
         head, tail = '{<<"GET">>,"hello",#{k => [1,2]},[1,2,3,', '|...],<<255,0>>,"tab\\t\\e[31m"}'
         assert call.args is not None and call.args.startswith(head) and call.args.endswith(tail), call.args
         assert ret.result == call.args
+
+    run_async(node, body)
+    assert_clean(node)
+
+
+def test_quiet_trace_says_it_is_still_on(node: ErlangNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trace_command, "STATUS_EVERY", 0.4)
+
+    async def body(gw: Gateway) -> None:
+        run = gw.trace("trace bg_traced:work/2 --match '[_, undefined]' --for 2")
+        result = await run.run()
+        assert (result.reason, result.count) == ("duration", 0)
+        statuses = [e for e in run.events if isinstance(e, TraceStatus)]
+        assert 2 <= len(statuses) <= 6, run.events
+        line = run.inv.command.render(statuses[0], run.inv)
+        assert re.fullmatch(
+            r"still tracing: 0 messages so far, stops within [01]s \(at most 200 messages, 100 per 1s, for 2s\); "
+            r"Ctrl-C stops",
+            line,
+        ), line
+        json_run = gw.trace("trace bg_traced:work/2 --match '[_, undefined]' --for 1 --json")
+        await json_run.run()
+        assert json_run.events == []  # JSON lines carry trace messages and the final stopped only
 
     run_async(node, body)
     assert_clean(node)

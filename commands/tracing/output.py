@@ -43,6 +43,15 @@ class TraceStarted:
 
 
 @dataclass(frozen=True)
+class TraceStatus:
+    """A reminder during a quiet trace: messages seen so far and what is left."""
+
+    count: int
+    limits: Limits
+    seconds_left: int
+
+
+@dataclass(frozen=True)
 class TraceStopped:
     """The final summary: why the trace stopped and how many messages were seen."""
 
@@ -83,6 +92,11 @@ def started_line(s: TraceStarted) -> str:
     return f"tracing {s.specs} ({functions}) {where} on {s.node}: {s.limits.describe()}{legacy}; Ctrl-C stops"
 
 
+def status_line(s: TraceStatus) -> str:
+    seen = "1 message" if s.count == 1 else f"{s.count} messages"
+    return f"still tracing: {seen} so far, stops within {s.seconds_left}s ({s.limits.describe()}); Ctrl-C stops"
+
+
 def stop_reason_text(s: TraceStopped) -> str:
     lim = s.limits
     texts = {
@@ -103,16 +117,6 @@ def stopped_line(s: TraceStopped) -> str:
 
 def stopped_json(s: TraceStopped) -> dict[str, Any]:
     return {"event": "stopped", "reason": s.reason, "count": s.count}
-
-
-def started_json(s: TraceStarted) -> dict[str, Any]:
-    lim = s.limits
-    return {
-        "event": "started",
-        "node": s.node,
-        "matched": s.matched,
-        "limits": {"messages": lim.messages, "rate": lim.rate, "per_seconds": lim.per_seconds, "seconds": lim.seconds},
-    }
 
 
 # -- failures -------------------------------------------------------------------------
