@@ -26,8 +26,6 @@ from ..refs import format_mfa
 from .plan import Limits
 from .relay import TraceEvent, mfa_head
 
-_UTC = dt.UTC
-
 
 @dataclass(frozen=True)
 class TraceStarted:
@@ -63,7 +61,7 @@ class TraceStopped:
 
 
 def timestamp(ts_us: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts_us / 1_000_000, tz=_UTC)
+    return dt.datetime.fromtimestamp(ts_us / 1_000_000, tz=dt.UTC)
 
 
 def event_line(event: TraceEvent) -> str:

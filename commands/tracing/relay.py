@@ -193,6 +193,8 @@ TRACE_START = Snippet(
         Self = self(),
         OwnerMon = erlang:monitor(process, Owner),
         Report = fun(Event) -> Owner ! {beamgate_trace, Self, Event} end,
+        Started = erlang:system_time(millisecond),
+        put(beamgate_trace, {User, Started, Started + DurationMs}),
         Registered = BgSessions orelse (catch register(beamgate_trace_relay, Self)) =:= true,
         case Registered of
             false ->
@@ -201,8 +203,6 @@ TRACE_START = Snippet(
                                           Holder -> BgHolder(Holder)
                                       end});
             true ->
-                Started = erlang:system_time(millisecond),
-                put(beamgate_trace, {User, Started, Started + DurationMs}),
                 Cleaner = spawn_opt(
                     fun() ->
                         process_flag(trap_exit, true),
