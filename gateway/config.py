@@ -154,6 +154,8 @@ class RecordingConfig:
     signing_key: Path = Path("state/recording_ed25519_key")
     retention_days: int = 365
     checkpoint_interval: float = 5.0
+    #: New sessions are refused while the recording folder's file system has less free space.
+    min_free_space: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -524,6 +526,7 @@ class _Loader:
             signing_key=self.resolve(t.take("signing_key", str, str(d.signing_key))),
             retention_days=t.positive_int("retention_days", d.retention_days),
             checkpoint_interval=t.duration("checkpoint_interval", d.checkpoint_interval),
+            min_free_space=t.size("min_free_space", d.min_free_space),
         )
         t.finish()
         return result

@@ -71,6 +71,19 @@ class Cookie:
         secret = self._value.decode("ascii")
         return text.replace(secret, REDACTED) if secret in text else text
 
+    def pending_prefix(self, text: str) -> int:
+        """Length of the longest tail of ``text`` that could begin the cookie (0 if none).
+
+        A stream redactor (the session recorder) holds that tail back until the
+        next chunk shows whether the cookie follows, so a cookie split across
+        keystrokes or writes is still caught.
+        """
+        secret = self._value.decode("ascii")
+        for n in range(min(len(text), len(secret) - 1), 0, -1):
+            if text.endswith(secret[:n]):
+                return n
+        return 0
+
     def redact_bytes(self, data: bytes) -> bytes:
         return data.replace(self._value, REDACTED.encode()) if self._value in data else data
 

@@ -1,0 +1,175 @@
+"""``beamgate verify``, ``beamgate replay`` and ``beamgate recording-key``.
+
+``verify`` trusts the keys given with ``--key FILE`` (what a reviewer away
+from the gateway uses: the public key exported by ``recording-key``) and,
+with ``--config``, the gateway's own recording key; with ``--config`` it
+also cross-checks unterminated recordings against the audit log, which
+tells a crash (no ``session_end``) from a file cut short after the session
+ended. Exit status: 0 all intact, 1 any tampered or unreadable file, 3 none
+tampered but some unterminated (their signed prefix is intact), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .cli import _load, subcommand
+from .config import Config
+from .recording import SUFFIX
+from .recording_chain import RecordingKeyError, export_public_key, fingerprint, load_public_keys, load_signing_key
+from .recording_verify import INVALID, TAMPERED, UNTERMINATED, Problem, Verdict, verify_file
+from .replay import ReplayError, frames, play
+
+EXIT_UNTERMINATED = 3
+
+# -- verify -------------------------------------------------------------------------------
+
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="recordings, or folders of recordings (*.cast)")
+    p.add_argument(
+        "--key", action="append", default=[], metavar="PUBFILE",
+        help="trusted public key (from `beamgate recording-key`); repeat for rotated keys",
+    )  # fmt: skip
+    p.add_argument("--config", help="trust the gateway's own key, and cross-check with its audit log")
+    p.add_argument("--json", action="store_true", help="one JSON object per recording")
+
+
+@subcommand(
+    "verify",
+    "check recordings' signatures: OK, UNTERMINATED (crash; signed prefix intact), or the first bad line and why",
+)(_verify_args)
+def cmd_verify(args: argparse.Namespace) -> int:
+    config = _load(args.config) if args.config else None
+    try:
+        keys = _trusted_keys(args.key, config)
+    except RecordingKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not keys:
+        print("error: no trusted key: pass --key PUBFILE (from `beamgate recording-key`) or --config", file=sys.stderr)
+        return 2
+    ended = _ended_sessions(config) if config else {}
+    worst = 0
+    for path in _recordings(args.files):
+        verdict = verify_file(path, keys)
+        if verdict.status == UNTERMINATED and path.name in ended:
+            verdict = _cut_short(path, verdict, ended[path.name])
+        print(json.dumps(verdict.to_json()) if args.json else verdict.text(), flush=True)
+        if verdict.status in (TAMPERED, INVALID):
+            worst = 1
+        elif verdict.status == UNTERMINATED and worst == 0:
+            worst = EXIT_UNTERMINATED
+    return worst
+
+
+def _trusted_keys(key_files: list[str], config: Config | None) -> list[Ed25519PublicKey]:
+    keys: list[Ed25519PublicKey] = []
+    for name in key_files:
+        keys += load_public_keys(Path(name))
+    if config is not None:
+        keys.append(load_signing_key(Path(config.recording.signing_key)).public_key())
+    return keys
+
+
+def _recordings(names: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for name in names:
+        p = Path(name)
+        paths += sorted(p.glob(f"*{SUFFIX}")) if p.is_dir() else [p]
+    return paths
+
+
+def _ended_sessions(config: Config) -> dict[str, str]:
+    """Recording file name -> time of its ``session_end`` in the audit log."""
+    from .audit_read import LogCheck, read_log, visible
+
+    ended: dict[str, str] = {}
+    path = Path(config.audit.path)
+    try:
+        for _, record in read_log(path, LogCheck()):
+            if record.get("event") == "session_end" and isinstance(record.get("recording"), str):
+                ended[record["recording"]] = visible(record.get("ts"))
+    except FileNotFoundError:
+        pass  # no audit log yet: nothing to cross-check
+    except OSError as exc:
+        print(f"warning: cannot read audit log {path} ({exc.strerror}): no cross-check", file=sys.stderr)
+    return ended
+
+
+def _cut_short(path: Path, verdict: Verdict, ended_at: str) -> Verdict:
+    detail = (
+        f"the audit log records this session's end at {ended_at}, but the recording has no final "
+        "checkpoint: it was cut short at a line boundary"
+    )
+    line = verdict.verified_lines + verdict.unsigned
+    return replace(verdict, status=TAMPERED, problem=Problem("truncated", line, path.stat().st_size, detail))
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a recording (a bare file name is looked up with --config)")
+    p.add_argument("--speed", type=float, default=1.0, help="playback speed factor (default 1)")
+    p.add_argument(
+        "--from-offset", type=int, default=0, metavar="K",
+        help="start at the event at byte K (the `offset` of a command in `beamgate audit`)",
+    )  # fmt: skip
+    p.add_argument("--idle-limit", type=float, default=None, metavar="S", help="cap pauses at S seconds")
+    p.add_argument("--config", help="the gateway config, to find FILE in its recording folder")
+
+
+@subcommand("replay", "play a recording in the terminal, exactly as the user saw it")(_replay_args)
+def cmd_replay(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if args.config and not path.exists() and path.name == args.file:
+        path = Path(_load(args.config).recording.dir) / args.file
+    if args.speed <= 0:
+        print("error: --speed must be greater than 0", file=sys.stderr)
+        return 2
+    try:
+        play(
+            frames(path, args.from_offset),
+            sys.stdout.buffer,
+            speed=args.speed,
+            idle_limit=args.idle_limit,
+            clear=args.from_offset > 0,
+        )
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+# -- recording-key ------------------------------------------------------------------------
+
+
+def _key_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="the gateway config")
+    p.add_argument("--out", metavar="PUBFILE", help="write the key there instead of stdout")
+
+
+@subcommand("recording-key", "print the public key that signs recordings, for reviewers' `verify --key`")(_key_args)
+def cmd_recording_key(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    try:
+        public = load_signing_key(Path(config.recording.signing_key)).public_key()
+    except RecordingKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    line = export_public_key(public)
+    if args.out:
+        Path(args.out).write_text(line)
+        print(f"wrote {args.out}: {fingerprint(public)}", file=sys.stderr)
+    else:
+        sys.stdout.write(line)
+    return 0

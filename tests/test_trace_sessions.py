@@ -1,0 +1,173 @@
+"""Traces by several users, and traces whose gateway dies: the node is always left clean.
+
+* OTP 28: two users trace the same function at once, each in their own trace
+  session, and each sees exactly their own limits; one stopping does not
+  disturb the other.
+* OTP 25: the legacy tracer is node-global, so a second trace is refused
+  with who holds the node and for how long, even when both start at once.
+* The gateway process is SIGKILLed mid-trace (a subprocess driving the real
+  command): within 2 s the node has no trace of ours left.
+* OTP 28: relay and cleaner killed together: the session dies with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from commands.errors import CommandError
+from commands.tracing.relay import TraceEvent
+from tests.support.erlang import ERLANG_SRC, ErlangNode, Runtime, compile_erlang, wait_until
+from tests.support.trace_harness import CLEAN, Gateway, leftovers
+
+compile_erlang(ERLANG_SRC / "bg_traced.erl")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_node(factory: Callable[..., ErlangNode], runtime: Runtime) -> ErlangNode:
+    node = factory(runtime)
+    node.eval("{module, bg_traced} = code:ensure_loaded(bg_traced), ok.")
+    node.eval("bg_traced:start(loop_a, 5, a), bg_traced:start(loop_s, 50, s), ok.")
+    return node
+
+
+def test_two_users_concurrently_each_with_own_limits_otp28(
+    otp28_runtime: Runtime, node_factory: Callable[..., ErlangNode]
+) -> None:
+    node = start_node(node_factory, otp28_runtime)
+
+    async def main() -> None:
+        gw = Gateway(node)
+        alice = gw.trace("trace bg_traced:work/2 --limit 3", user="alice")
+        bob = gw.trace("trace bg_traced:work/2 --limit 7 --return", user="bob")
+        a, b = await asyncio.gather(alice.run(), bob.run())
+        assert (a.reason, a.count, len(alice.trace_events())) == ("limit", 3, 3)
+        assert (b.reason, b.count, len(bob.trace_events())) == ("limit", 7, 7)
+        assert {e.kind for e in bob.trace_events()} == {"call", "return"}
+        assert {e.kind for e in alice.trace_events()} == {"call"}
+
+        # a long trace keeps running while another user's short one starts and stops
+        long = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, s]'", user="carol")
+        long_task = long.start()
+        await long.wait_for(5)
+        short = gw.trace("trace bg_traced:work/2 --limit 4", user="dave")
+        assert (await short.run()).count == 4
+        seen = len(long.trace_events())
+        await long.wait_for(seen + 5)  # carol's trace is undisturbed by dave's cleanup
+        long.owner.close()
+        assert (await long_task).reason == "interrupted"
+        gw.close()
+
+    asyncio.run(main())
+    assert wait_until(lambda: leftovers(node) == CLEAN, 2.0), leftovers(node)
+
+
+def test_second_trace_refused_on_legacy_tracer_otp25(
+    otp25_runtime: Runtime, node_factory: Callable[..., ErlangNode]
+) -> None:
+    node = start_node(node_factory, otp25_runtime)
+
+    async def main() -> None:
+        gw = Gateway(node)
+        alice = gw.trace("trace bg_traced:work/2 --for 20 --match '[_, s]'", user="alice")
+        task = alice.start()
+        await alice.wait_for(1)
+        await asyncio.sleep(1.1)
+        with pytest.raises(CommandError) as refused:
+            await gw.trace("trace bg_traced:inner/1 --local --limit 3", user="bob").run()
+        message = str(refused.value)
+        assert "already runs a beamgate trace, started by alice" in message
+        assert " 1s ago" in message and "stops within 1" in message  # about 19 s left of alice's 20
+        assert "before OTP 27" in message
+        # alice is unaffected, and once she stops bob may trace
+        before = len(alice.trace_events())
+        await alice.wait_for(before + 5)
+        alice.owner.close()
+        await task
+        assert (await gw.trace("trace bg_traced:work/2 --limit 2", user="bob").run()).count == 2
+
+        # two traces started at the same moment: exactly one wins, the other is told who holds the node
+        first = gw.trace("trace bg_traced:work/2 --limit 5", user="erin")
+        second = gw.trace("trace bg_traced:work/2 --limit 5", user="frank")
+        results = await asyncio.gather(first.run(), second.run(), return_exceptions=True)
+        refusals = [r for r in results if isinstance(r, CommandError)]
+        winners = [r for r in results if not isinstance(r, BaseException)]
+        assert len(winners) == 1 and winners[0].count == 5, results
+        assert len(refusals) == 1 and "already runs a beamgate trace" in str(refusals[0]), results
+        gw.close()
+
+    asyncio.run(main())
+    assert wait_until(lambda: leftovers(node) == CLEAN, 2.0), leftovers(node)
+
+
+def test_gateway_sigkill_mid_trace_leaves_node_clean(target: ErlangNode) -> None:
+    target.eval("{module, bg_traced} = code:ensure_loaded(bg_traced), ok.")
+    target.eval("bg_traced:start(loop_s, 50, s), ok.")
+    line = "trace bg_traced:work/2 --for 60 --match '[_, s]' --return"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.trace_harness", target.name, str(target.cookie_file), line],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert driver.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 20
+        while len(lines) < 3 and time.monotonic() < deadline:
+            text = driver.stdout.readline()
+            if not text:
+                break
+            lines.append(text.rstrip("\n"))
+        assert lines[:1] == ["STARTED"] and len(lines) == 3, lines
+        assert " bg_traced:work(" in lines[1] and " --> " in lines[2]
+        assert leftovers(target) != CLEAN  # the trace is really on
+        driver.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        driver.wait(10)
+        assert wait_until(lambda: leftovers(target) == CLEAN, 2.0, interval=0.02), leftovers(target)
+        assert time.monotonic() - killed < 2.5
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        if driver.stdout is not None:
+            driver.stdout.close()
+
+
+def test_relay_and_cleaner_killed_together_session_dies_otp28(
+    otp28_runtime: Runtime, node_factory: Callable[..., ErlangNode]
+) -> None:
+    node = start_node(node_factory, otp28_runtime)
+
+    async def main() -> None:
+        gw = Gateway(node)
+        run = gw.trace("trace bg_traced:work/2 --for 30 --match '[_, s]'")
+        task = run.start()
+        await run.wait_for(1)
+        await asyncio.to_thread(
+            node.eval,
+            """[exit(KillP, kill) || KillP <- processes(),
+                 case erlang:process_info(KillP, dictionary) of
+                     {dictionary, KillD} -> lists:keymember(beamgate_trace, 1, KillD)
+                                            orelse lists:keymember(beamgate_trace_cleaner, 1, KillD);
+                     _ -> false
+                 end], ok.""",
+        )
+        result = await task
+        assert result.reason == "crashed"
+        assert all(isinstance(e, TraceEvent) for e in run.trace_events())
+        gw.close()
+
+    asyncio.run(main())
+    assert wait_until(lambda: leftovers(node) == CLEAN, 2.0), leftovers(node)
