@@ -20,8 +20,14 @@ For every line, in this order and nowhere else:
    it comes, as a JSON line with ``--json``), then a last sanitizing pass so
    nothing remote reaches a terminal raw (SPEC safety rule 8);
 6. **audit**: one ``command`` event (or ``denied``) with the node, the line,
-   the deciding rule, the outcome, the duration and where the output sits in
-   the session recording.
+   the deciding rule, the outcome, the duration, the bytes of output and
+   where they sit in the session recording (which also gets a marker at
+   each command). ``trace`` is bracketed by ``trace_start`` and
+   ``trace_stop`` events (why it stopped, how many messages).
+
+Streaming commands hand each event to ``ctx.emit``; it is printed with the
+command's own ``render`` (or ``to_json`` with ``--json``), like the final
+result the command returns.
 
 Exit status (SPEC): 0 ok, 1 the command failed, 2 usage error, 3 denied;
 errors are one line: ``error: ...``, ``usage: ...``, ``denied: ...``.
@@ -30,6 +36,7 @@ errors are one line: ``error: ...``, ``usage: ...``, ``denied: ...``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -45,8 +52,10 @@ from commands.grammar import UsageError, matches_glob, parse_line
 from commands.spec import Command, Invocation
 from policies import Denied, UserPolicy
 
+from .audit import AuditError
 from .config import SafetyConfig
 from .dist.errors import DistError
+from .recording import RecordingError
 from .session_state import AuditTrail, SessionState
 from .target import BoundedTarget, TargetError
 
@@ -74,6 +83,25 @@ class Outcome:
 
 
 EMPTY = Outcome(EXIT_OK, "empty")
+
+#: Audit events that bracket a streaming command, by command name.
+STREAM_EVENTS = {"trace": ("trace_start", "trace_stop")}
+
+
+class _Counted:
+    """An :class:`Output` that counts the bytes it passes on."""
+
+    def __init__(self, inner: Output) -> None:
+        self.inner = inner
+        self.bytes = 0
+
+    def out(self, text: str) -> None:
+        self.bytes += len(text.encode("utf-8"))
+        self.inner.out(text)
+
+    def err(self, text: str) -> None:
+        self.bytes += len(text.encode("utf-8")) + 1
+        self.inner.err(text)
 
 
 @dataclass
@@ -129,7 +157,22 @@ class Dispatcher:
     async def run_line(self, line: str, output: Output) -> Outcome:
         """Run one line to completion; cancelling the call cancels the command and its remote work."""
         started = time.monotonic()
+        if not line.strip():
+            return EMPTY
+        self.audit.mark(line)
         fields: dict[str, Any] = {"line": line, **self.audit.position()}
+        counted = _Counted(output)
+        try:
+            outcome = await self._run_line(line, counted, fields, started)
+        finally:
+            fields["output_bytes"] = counted.bytes
+        if outcome.kind == "denied":
+            self.audit.emit("denied", duration_ms=_ms(started), **fields)
+        else:
+            self.audit.emit("command", outcome=outcome.kind, status=outcome.status, duration_ms=_ms(started), **fields)
+        return outcome
+
+    async def _run_line(self, line: str, output: Output, fields: dict[str, Any], started: float) -> Outcome:
         try:
             inv = parse_line(line, self.registry)
             if inv is None:
@@ -147,8 +190,8 @@ class Dispatcher:
             fields["error"] = str(exc)
         except Denied as exc:
             output.err(f"denied: {one_line(exc)}")
-            self.audit.emit("denied", rule=exc.rule, reason=str(exc), duration_ms=_ms(started), **fields)
-            return Outcome(EXIT_DENIED, "denied")
+            fields.update(rule=exc.rule, reason=str(exc))
+            outcome = Outcome(EXIT_DENIED, "denied")
         except (CommandError, TargetError, DistError) as exc:
             output.err(f"error: {one_line(exc)}")
             outcome = Outcome(EXIT_FAILED, "error")
@@ -156,12 +199,13 @@ class Dispatcher:
         except asyncio.CancelledError:
             self.audit.emit("command", outcome="interrupted", duration_ms=_ms(started), **fields)
             raise
+        except (RecordingError, AuditError):
+            raise  # the session cannot go on unrecorded or unaudited: it ends
         except Exception as exc:
             log.exception("command %r failed inside the gateway", line)
             output.err(f"error: internal error in the gateway ({type(exc).__name__}); it has been logged")
             outcome = Outcome(EXIT_FAILED, "error")
             fields["error"] = f"internal: {type(exc).__name__}: {exc}"
-        self.audit.emit("command", outcome=outcome.kind, status=outcome.status, duration_ms=_ms(started), **fields)
         return outcome
 
     # -- one node ----------------------------------------------------------------------
@@ -185,11 +229,36 @@ class Dispatcher:
         fields["decision"] = decision.rule
         run = decision.invocation
         self._note_clamped(run, output, fields)
-        result = await self._run(run, node, output)
+        events = STREAM_EVENTS.get(run.name)
+        if events is None:
+            result = await self._run(run, node, output)
+        else:
+            result = await self._bracketed(events, run, node, output)
         if run.json:
             output.out(json_text(run.command.to_json(result, run)) + "\n")
         else:
             _print(output, run.command.render(result, run))
+
+    async def _bracketed(self, events: tuple[str, str], inv: Invocation, node: str | None, output: Output) -> Any:
+        """Run a streaming command between its start and stop audit events."""
+        spec = " ".join(str(v) for v in inv.args.get("spec") or ())
+        self.audit.emit(events[0], node=node, line=inv.line, spec=spec, **self.audit.position())
+        stop: dict[str, Any] = {"reason": "error"}
+        try:
+            result = await self._run(inv, node, output)
+        except asyncio.CancelledError:
+            stop["reason"] = "interrupted"
+            raise
+        else:
+            summary = inv.command.to_json(result, inv)
+            if isinstance(summary, Mapping):
+                stop.update(reason=summary.get("reason"), messages=summary.get("count"))
+            limits = getattr(result, "limits", None)
+            if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
+                stop["limits"] = dataclasses.asdict(limits)
+            return result
+        finally:
+            self.audit.emit(events[1], node=node, line=inv.line, spec=spec, **stop, **self.audit.position())
 
     # -- many nodes --------------------------------------------------------------------
 

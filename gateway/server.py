@@ -99,18 +99,23 @@ class Gateway:
         s = config.server
         self.throttle = LoginThrottle(s.auth_max_failures, s.auth_failure_window, s.auth_lockout)
         self.audit = AuditLog(config.audit, self.redact)
-        self.recordings = RecordingStore(config.recording, self.redact)
+        self.recordings = RecordingStore(config.recording, self.redact, pending=self.pending, audit=self.audit)
         self.host_key = load_host_key(s.host_key)
         #: Live sessions by id: each has ``user`` and ``end(reason)``.
         self.sessions: dict[str, Any] = {}
         self.connections: set[GatewayConnection] = set()
         self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._retention: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
 
     def redact(self, text: str) -> str:
         for cookie in self.cookies:
             text = cookie.redact(text)
         return text
+
+    def pending(self, text: str) -> int:
+        """How much of the end of ``text`` could begin a cookie (the recorder holds it back)."""
+        return max((cookie.pending_prefix(text) for cookie in self.cookies), default=0)
 
     @property
     def host_key_fingerprint(self) -> str:
@@ -139,6 +144,7 @@ class Gateway:
             keepalive_interval=60,
             server_version="beamgate",
         )
+        self._retention = asyncio.ensure_future(self.recordings.keep_retention())
         sock = self._acceptor.sockets[0].getsockname()
         self.audit.emit("server_start", listen=f"{sock[0]}:{sock[1]}", host_key=self.host_key_fingerprint)
         return str(sock[0]), int(sock[1])
@@ -162,6 +168,8 @@ class Gateway:
             conn.close()
         if acceptor is not None:
             await acceptor.wait_closed()
+        if self._retention is not None:
+            self._retention.cancel()
         self.clusters.close()
         self.audit.emit("server_stop", reason=reason)
 

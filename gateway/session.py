@@ -52,13 +52,17 @@ class Terminal:
         self.pty = pty
         self.recorder: Recorder | None = None
 
-    def _send(self, text: str, stderr: bool) -> None:
+    def _send(self, text: str, stderr: bool, *, notice: bool = False) -> None:
         if not text or self.chan.is_closing():
             return
         if self.pty:  # no pty on our side translates newlines: a raw-mode client needs CR LF
             text = _LONE_NEWLINE.sub("\r\n", text)
         if self.recorder is not None:
-            self.recorder.output(text)
+            try:
+                self.recorder.output(text)  # raises RecordingError: then nothing is sent...
+            except RecordingError:
+                if not notice:  # ...except the gateway's own notice of why the session ends
+                    raise
         if stderr:
             self.chan.write_stderr(text)
         else:
@@ -69,6 +73,10 @@ class Terminal:
 
     def write_err(self, text: str) -> None:
         self._send(text, True)
+
+    def notice(self, text: str) -> None:
+        """A message from the gateway itself (why the session ends): sent even if the recording failed."""
+        self._send(text, True, notice=True)
 
     def size(self) -> tuple[int, int]:
         width, height, _, _ = self.chan.get_terminal_size()
@@ -236,6 +244,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
                     height=height,
                     term=self.term_type,
                     command=command,
+                    on_error=lambda exc: self.end(f"the session recording failed ({exc})"),
                 )
                 trail.emit(
                     "session_start",
@@ -247,7 +256,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
                 )
             except (RecordingError, AuditError) as exc:
                 log.error("session %s refused: %s", self.id, exc)
-                terminal.write_err(f"error: this session cannot be recorded or audited ({exc}); it is refused\n")
+                terminal.notice(f"error: this session cannot be recorded or audited ({exc}); it is refused\n")
                 return
             self._arm_limit()
             if command is not None and self._idle is not None:
@@ -265,15 +274,15 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             pass  # end() cancelled the mode (or the mode saw the cancellation and returned)
         except (AuditError, RecordingError) as exc:
             log.error("session %s ended: %s", self.id, exc)
-            terminal.write_err(f"\nerror: {exc}; the session is ended\n")
+            terminal.notice(f"\nerror: {exc}; the session is ended\n")
         except Exception:
             log.exception("session %s failed", self.id)
-            terminal.write_err("\nerror: internal error in the gateway; the session is ended\n")
+            terminal.notice("\nerror: internal error in the gateway; the session is ended\n")
         finally:
             if self.end_reason is not None:
                 status = 1
                 if self._tell:
-                    terminal.write_err(f"\nbeamgate: {self.end_reason}\n")
+                    terminal.notice(f"\nbeamgate: {self.end_reason}\n")
             self._close(trail, status, started)
 
     def _mode(self, command: str | None, terminal: Terminal, trail: AuditTrail) -> Mode:

@@ -38,6 +38,11 @@ class AuditTrail:
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         return self.log.emit(event, **self.base, **fields)
 
+    def mark(self, label: str) -> None:
+        """A marker in the recording (players can jump to it): one at the start of each command."""
+        if self.recorder is not None:
+            self.recorder.marker(label)
+
     def position(self) -> dict[str, Any]:
         """Where the session's recording is now: its file name and byte offset."""
         if self.recorder is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,8 +153,10 @@ def test_every_exec_is_audited_and_recorded(setup, gw: GatewayThread, node: Erla
     assert isinstance(event["duration_ms"], int)
     assert event["key_fingerprint"] == alice.key.fingerprint()
     cast = gw.config.recording.dir / event["recording"]
-    header, _ = read_cast(cast)
+    header, events = read_cast(cast)
     assert header["command"] == f"info --node {node.name}"
+    assert [e[1:] for e in events if e[1] == "m"] == [["m", event["line"]]]  # a marker at the command
+    assert event["output_bytes"] == len(r.stdout.encode())
     assert header["beamgate"]["user"] == "alice"
     # What the recording says the terminal got is exactly what ssh printed.
     assert cast_output(cast) == r.stdout
@@ -180,3 +183,32 @@ def test_login_under_ones_own_name(setup) -> None:
     r = client(setup, "alice").run("whoami", "--json", user="alice")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["login"]["as"] == "alice"
+
+
+def test_trace_streams_json_lines_and_is_bracketed_in_the_audit_log(setup, gw: GatewayThread, node: ErlangNode) -> None:
+    argv = client(setup, "alice").argv(
+        "trace", "timer:sleep/1", "--limit", "2", "--for", "30", "--json", "--node", node.name
+    )
+    node.eval("timer:sleep(1).")  # the module must be loaded: beamgate never loads code
+    mark = gw.mark()
+    ssh = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        gw.wait_audit("trace_start", since=mark, timeout=30)
+        deadline = time.monotonic() + 30
+        while ssh.poll() is None and time.monotonic() < deadline:
+            node.eval("timer:sleep(1).")
+            time.sleep(0.2)
+        out, err = ssh.communicate(timeout=30)
+    finally:
+        if ssh.poll() is None:
+            ssh.kill()
+    assert ssh.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [e.get("kind") for e in lines[:2]] == ["call", "call"]
+    assert lines[0]["mfa"] == "timer:sleep/1"
+    assert lines[-1] == {"event": "stopped", "reason": "limit", "count": 2}
+    start = gw.wait_audit("trace_start", since=mark)
+    stop = gw.wait_audit("trace_stop", since=mark)
+    assert (start["node"], start["spec"]) == (node.name, "timer:sleep/1")
+    assert (stop["reason"], stop["messages"]) == ("limit", 2)
+    assert stop["limits"]["messages"] == 2
