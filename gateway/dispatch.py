@@ -41,7 +41,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from commands import REGISTRY
@@ -111,7 +111,6 @@ class _Result:
     node: str | None
     value: Any = None
     error: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def safe_text(text: str) -> str:
@@ -166,6 +165,8 @@ class Dispatcher:
             outcome = await self._run_line(line, counted, fields, started)
         finally:
             fields["output_bytes"] = counted.bytes
+        if outcome is EMPTY:
+            return outcome
         if outcome.kind == "denied":
             self.audit.emit("denied", duration_ms=_ms(started), **fields)
         else:
