@@ -50,7 +50,6 @@ class Cluster:
             tick_timeout=config.net_ticktime,
             max_packet=config.max_packet,
             tls=tls,
-            tls_verify_hostname=bool(config.tls and config.tls.verify_hostname),
         )
         self.local = LocalNode(own_name, cookie, options)
         self.rpc = RpcClient(self.local)
