@@ -254,10 +254,11 @@ class Decoder:
             if data[pos] == NIL_EXT:
                 return items, pos + 1
             tail, pos = term(pos, depth)
-            if type(tail) is list and not tail:
-                return items, pos
-            if type(tail) is list or type(tail) is ImproperList:
-                raise DecodeError("list tail is itself a list (not how Erlang encodes it)")
+            # Erlang encodes [a | [b]] flat, but binary_to_term accepts the nested form: so do we.
+            if type(tail) is list:
+                return items + tail, pos
+            if type(tail) is ImproperList:
+                return ImproperList((*items, *tail.items), tail.tail), pos
             return ImproperList(tuple(items), tail), pos
         if tag == BINARY_EXT:
             n = _U32.unpack_from(data, pos)[0]
