@@ -159,6 +159,24 @@ def test_oversized_handshake_packet() -> None:
         hs.receive_data(struct.pack(">H", 60000) + b"s")
 
 
+def test_tls_answer_to_a_plain_handshake() -> None:
+    hs = handshake()
+    hs.start()
+    with pytest.raises(HandshakeFailed, match="answered with TLS"):
+        hs.receive_data(b"\x15\x03\x03\x00\x02\x02\x28")  # a TLS alert record
+
+
+def test_four_byte_headers_for_tls() -> None:
+    hs = ClientHandshake(OURS, flags.OURS, 4242, Cookie(COOKIE), PEER, challenge=OUR_CHALLENGE, header_size=4)
+    sent = hs.start()
+    assert struct.unpack(">I", sent[:4])[0] == len(sent) - 4 and sent[4:5] == b"N"
+    wide = [struct.pack(">I", len(p) - 2) + p[2:] for p in (status("ok"), challenge(), ack())]
+    reply = hs.receive_data(wide[0] + wide[1])
+    assert reply[:4] == struct.pack(">I", 21) and reply[4:5] == b"r"
+    hs.receive_data(wide[2])
+    assert hs.state is State.CONNECTED
+
+
 def test_empty_handshake_packet() -> None:
     hs = handshake()
     hs.start()

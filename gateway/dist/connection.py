@@ -114,7 +114,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if isinstance(exc, ssl.SSLError) and not self.ready.done():
-            self._finish(HandshakeFailed(f"TLS with {self.peer_name} failed: {tls_reason(exc)}"))
+            self._finish(tls_failure(self.peer_name, exc))
             return
         if self._handshake is not None and not self.ready.done():
             try:
@@ -222,15 +222,15 @@ class Connection(asyncio.Protocol):
                 self.owner.connection_closed(self, error)
 
 
-def tls_reason(exc: ssl.SSLError) -> str:
-    """The OpenSSL reason of a TLS failure, with what it usually means for a cluster."""
+def tls_failure(peer: str, exc: ssl.SSLError) -> HandshakeFailed:
+    """One clear error for a failed TLS handshake: the OpenSSL reason and what it usually means."""
     reason = exc.reason or str(exc)
     hints = {
-        "CERTIFICATE_VERIFY_FAILED": "the node's certificate is not signed by the cluster's cafile, or its name differs",
-        "TLSV1_ALERT_UNKNOWN_CA": "the node does not trust our certificate (certfile not signed by its CA)",
+        "CERTIFICATE_VERIFY_FAILED": "the node's certificate is not signed by the cluster's cafile, or names another host",
+        "TLSV1_ALERT_UNKNOWN_CA": "the node does not trust our certificate; certfile is not signed by its CA",
         "SSLV3_ALERT_BAD_CERTIFICATE": "the node rejected our certificate",
         "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the node requires a client certificate",
-        "WRONG_VERSION_NUMBER": "the node does not speak TLS on its distribution port (not an inet_tls_dist node?)",
+        "WRONG_VERSION_NUMBER": "the node does not speak TLS on its distribution port; is it an inet_tls_dist node?",
     }
     hint = hints.get(reason)
-    return f"{reason} ({hint})" if hint else reason
+    return HandshakeFailed(f"TLS with {peer} failed ({reason}): {hint}" if hint else f"TLS with {peer} failed: {reason}")

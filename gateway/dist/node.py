@@ -33,7 +33,7 @@ from typing import Any
 from ..secret import Cookie
 from . import control, epmd
 from . import flags as dflags
-from .connection import MAX_WRITE_BUFFER, Connection, tls_reason
+from .connection import MAX_WRITE_BUFFER, Connection, tls_failure
 from .errors import ConnectionRefused, ConnectTimeout, DistError, HandshakeFailed, HostResolutionError, NodeDown
 from .handshake import ClientHandshake
 from .names import NodeName
@@ -290,7 +290,9 @@ class LocalNode:
         info = await epmd.lookup(target.host, target.alive, port=opts.epmd_port, timeout=opts.connect_timeout)
         if info.highest_version < 6:
             raise HandshakeFailed(f"{peer} only speaks distribution version {info.highest_version} (OTP < 23)")
-        handshake = ClientHandshake(self.name, dflags.OURS, self.creation, self._cookie, peer)
+        handshake = ClientHandshake(
+            self.name, dflags.OURS, self.creation, self._cookie, peer, header_size=4 if opts.tls else 2
+        )
         conn: Connection | None = None
 
         def factory() -> Connection:
@@ -341,7 +343,7 @@ class LocalNode:
         except socket.gaierror as exc:
             raise HostResolutionError(f"cannot resolve host {target.host!r}: {exc.strerror}") from None
         except ssl.SSLError as exc:
-            raise HandshakeFailed(f"TLS with {peer} failed: {tls_reason(exc)}") from None
+            raise tls_failure(peer, exc) from None
         except OSError as exc:
             raise ConnectionRefused(f"cannot connect to {peer} on port {port}: {exc.strerror or exc}") from None
 
