@@ -20,14 +20,13 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from gateway.dist import flags
 from tests.support.erlang import ErlangNode, random_cookie, random_name, short_host
+from tests.support.fake_peer import registered
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,22 +84,6 @@ def closed_port() -> int:
 
 def ensure_epmd() -> None:
     subprocess.run(["epmd", "-daemon"], check=True)
-
-
-@contextmanager
-def registered(alive: str, port: int) -> Iterator[None]:
-    """Register ``alive`` in the real EPMD (ALIVE2_REQ); it stays registered while the socket is open."""
-    ensure_epmd()
-    name = alive.encode()
-    body = struct.pack(">BHBBHHH", 120, port, 77, 0, 6, 5, len(name)) + name + b"\x00\x00"
-    sock = socket.create_connection(("127.0.0.1", 4369))
-    try:
-        sock.sendall(struct.pack(">H", len(body)) + body)
-        reply = sock.recv(16)
-        assert reply[:1] in (b"y", b"v") and reply[1] == 0, f"EPMD refused the registration: {reply!r}"
-        yield
-    finally:
-        sock.close()
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], pattern: str) -> str:
