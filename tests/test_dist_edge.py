@@ -187,7 +187,7 @@ def test_connect_timeout_leaves_no_half_open_connection() -> None:
                 )
                 connecting = asyncio.ensure_future(local.connect(name))
                 reader, _ = await peer.accept(handshake=False)
-                with pytest.raises(ConnectTimeout, match="timed out after 0.5s connecting to"):
+                with pytest.raises(ConnectTimeout, match=r"timed out after 0\.5s connecting to"):
                     await connecting
                 # The gateway gave up and closed its socket: the peer sees the end of the stream.
                 await asyncio.wait_for(reader.read(), 2)
@@ -347,7 +347,7 @@ def test_late_reply_after_timeout_is_dropped_and_counted() -> None:
             (request,) = [decode_packet(p) for p in await read_packets(s.reader, 0.1) if p]
             (_, sender, _, rex), (_, (_, ref), _) = request
             assert rex == Atom("rex")
-            with pytest.raises(CallTimeout, match="did not answer erlang:node within 0.2s"):
+            with pytest.raises(CallTimeout, match=r"did not answer erlang:node within 0\.2s"):
                 await call
             assert s.remote.rpc._waiting == {}
             s.writer.write(packet((control.SEND, Atom(""), sender), (ref, Atom("late"))))
