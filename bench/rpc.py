@@ -11,6 +11,10 @@ Latency is measured with one call at a time (p50, p99); throughput with
 ``--concurrency`` calls in flight. Prints the figures and the ratios
 ours/Erlang, against the targets of issue 2: p50 <= 2x, throughput >= 0.5x.
 
+A third row is the floor under any asyncio client: a bare round trip of a
+100-byte message to a TCP echo running on node B (no codec, no RPC, no rex):
+what Python's event loop and the kernel cost before our code does anything.
+
     python3 bench/rpc.py [--runtime otp25|otp28] [--rounds 3] [--calls 2000]
 """
 
@@ -83,6 +87,41 @@ async def ours_round(remote: RemoteNode, calls: int, concurrency: int, per_worke
     return figures(latencies, concurrency * per_worker, clock() - t0)
 
 
+ECHO = """
+{ok, L} = gen_tcp:listen(0, [binary, {active, false}, {nodelay, true}]),
+Echo = fun Loop(S) -> case gen_tcp:recv(S, 0) of {ok, D} -> ok = gen_tcp:send(S, D), Loop(S); _ -> ok end end,
+spawn(fun Accept() -> {ok, S} = gen_tcp:accept(L), Echo(S), Accept() end),
+{ok, P} = inet:port(L),
+P.
+"""
+
+
+class _Echo(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def floor_round(port: int, calls: int) -> float:
+    """p50 in microseconds of a 100-byte round trip to the echo (one outstanding at a time)."""
+    loop = asyncio.get_running_loop()
+    transport, echo = await loop.create_connection(_Echo, "127.0.0.1", port)
+    latencies = []
+    try:
+        for _ in range(calls + 200):
+            t0 = time.perf_counter_ns()
+            echo.waiter = loop.create_future()
+            transport.write(b"x" * 100)
+            await echo.waiter
+            latencies.append(float(time.perf_counter_ns() - t0))
+    finally:
+        transport.close()
+    return percentile(latencies[200:], 0.5) / 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime", default="otp25", help="otp25 (Debian) or otp28 (fixture wheel)")
@@ -103,7 +142,8 @@ def main() -> int:
         client = ErlangNode(runtime, work, name=f"bench_a_{secrets.token_hex(3)}", cookie=target.cookie,
                             extra_code_paths=[ebin]).start()  # fmt: skip
         try:
-            erl, ours = asyncio.run(run_rounds(args, client, target))
+            echo_port = int(target.eval(ECHO))
+            erl, ours, floors = asyncio.run(run_rounds(args, client, target, echo_port))
         finally:
             client.stop()
             target.stop()
@@ -114,28 +154,32 @@ def main() -> int:
     print(f"{'':28}{'p50 us':>10}{'p99 us':>10}{'calls/s':>12}")
     print(f"{'erlang rpc:call (A -> B)':28}{e.p50_us:10.1f}{e.p99_us:10.1f}{e.calls_per_s:12.0f}")
     print(f"{'beamgate RemoteNode.call':28}{o.p50_us:10.1f}{o.p99_us:10.1f}{o.calls_per_s:12.0f}")
+    floor = statistics.median(floors)
+    print(f"{'asyncio floor (TCP echo)':28}{floor:10.1f}")
     p50_ratio, p99_ratio, tput_ratio = o.p50_us / e.p50_us, o.p99_us / e.p99_us, o.calls_per_s / e.calls_per_s
     print(f"{'ratio ours / erlang':28}{p50_ratio:9.2f}x{p99_ratio:9.2f}x{tput_ratio:11.2f}x")
+    print(f"floor / erlang p50: {floor / e.p50_us:.2f}x; our code adds {o.p50_us - floor:.1f} us over the floor")
     p50_ok, tput_ok = p50_ratio <= 2.0, tput_ratio >= 0.5
     print(f"targets: p50 <= 2x: {'met' if p50_ok else 'MISSED'}; throughput >= 0.5x: {'met' if tput_ok else 'MISSED'}")
     return 0
 
 
 async def run_rounds(
-    args: argparse.Namespace, client: ErlangNode, target: ErlangNode
-) -> tuple[list[Figures], list[Figures]]:
+    args: argparse.Namespace, client: ErlangNode, target: ErlangNode, echo_port: int
+) -> tuple[list[Figures], list[Figures], list[float]]:
     local = LocalNode(f"bench_gw_{secrets.token_hex(3)}@{short_host()}", Cookie(target.cookie.encode()))
     remote = RemoteNode(local, target.name, RpcClient(local), call_timeout=30)
-    erl, ours = [], []
+    erl, ours, floors = [], [], []
     try:
         for _ in range(args.rounds):
             erl.append(
                 await asyncio.to_thread(erlang_round, client, target, args.calls, args.concurrency, args.per_worker)
             )
             ours.append(await ours_round(remote, args.calls, args.concurrency, args.per_worker))
+            floors.append(await floor_round(echo_port, args.calls))
     finally:
         local.close()
-    return erl, ours
+    return erl, ours, floors
 
 
 def median_figures(rounds: list[Figures]) -> Figures:

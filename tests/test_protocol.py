@@ -163,3 +163,19 @@ def test_encode_raw_control_and_empty_payload() -> None:
 def test_encode_error_is_local() -> None:
     with pytest.raises(LocalProtocolError, match="no Erlang term"):
         DistProtocol.encode((control.SEND, Atom(""), THEM), object())
+
+
+def test_rex_request_assembled_from_cached_parts_equals_the_plain_encoding() -> None:
+    from gateway.dist.node import LocalNode
+    from gateway.dist.rpc import RpcClient
+    from gateway.secret import Cookie
+
+    rpc = RpcClient(LocalNode("gw@host", Cookie(b"cookie")))
+    ref = rpc.local.make_ref()
+    for module, function, args in [("erlang", "node", []), ("erl_eval", "exprs", [[1, b"x"], [(Atom("X"), 2.5)]])]:
+        plain = (
+            Atom("$gen_call"),
+            (rpc.process.pid, ref),
+            (Atom("call"), Atom(module), Atom(function), args, Atom("user")),
+        )
+        assert rpc._request(ref, Atom(module), Atom(function), args).body == etf.encode(plain)[1:]

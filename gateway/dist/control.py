@@ -152,31 +152,36 @@ WITH_PAYLOAD = frozenset(
 )  # fmt: skip
 
 
+_SEND_FROM = frozenset({SEND_SENDER_TT, ALIAS_SEND, ALIAS_SEND_TT})
+
+
 def parse(control: Any, payload: Any = None) -> ControlMessage:
     """Turn a decoded control tuple (and its payload term) into a message object."""
     if not isinstance(control, tuple) or not control or not isinstance(control[0], int):
         raise RemoteProtocolError("control message is not a tuple starting with an operation")
     op = control[0]
     try:
-        if op in (SEND, SEND_TT):
-            return Send(control[2], payload)
-        if op in (SEND_SENDER, SEND_SENDER_TT, ALIAS_SEND, ALIAS_SEND_TT):
+        if op == SEND_SENDER:  # what every rex reply is: first
             return Send(control[2], payload, control[1])
-        if op in (REG_SEND, REG_SEND_TT):
+        if op == SEND or op == SEND_TT:
+            return Send(control[2], payload)
+        if op in _SEND_FROM:
+            return Send(control[2], payload, control[1])
+        if op == REG_SEND or op == REG_SEND_TT:
             return RegSend(control[1], control[3], payload)
-        if op in (MONITOR_P_EXIT,):
+        if op == MONITOR_P_EXIT:
             return MonitorPExit(control[1], control[2], control[3], control[4])
         if op == PAYLOAD_MONITOR_P_EXIT:
             return MonitorPExit(control[1], control[2], control[3], payload)
         if op == LINK:
             return Link(control[1], control[2])
-        if op in (EXIT, EXIT_TT):
+        if op == EXIT or op == EXIT_TT:
             return Exit(control[1], control[2], control[-1])
-        if op in (PAYLOAD_EXIT, PAYLOAD_EXIT_TT):
+        if op == PAYLOAD_EXIT or op == PAYLOAD_EXIT_TT:
             return Exit(control[1], control[2], payload)
-        if op in (EXIT2, EXIT2_TT):
+        if op == EXIT2 or op == EXIT2_TT:
             return Exit(control[1], control[2], control[-1], exit2=True)
-        if op in (PAYLOAD_EXIT2, PAYLOAD_EXIT2_TT):
+        if op == PAYLOAD_EXIT2 or op == PAYLOAD_EXIT2_TT:
             return Exit(control[1], control[2], payload, exit2=True)
         if op == MONITOR_P:
             return MonitorP(control[1], control[2], control[3])
@@ -186,7 +191,7 @@ def parse(control: Any, payload: Any = None) -> ControlMessage:
             return UnlinkId(control[1], control[2], control[3])
         if op == UNLINK_ID_ACK:
             return UnlinkIdAck(control[1], control[2], control[3])
-        if op in (SPAWN_REQUEST, SPAWN_REQUEST_TT):
+        if op == SPAWN_REQUEST or op == SPAWN_REQUEST_TT:
             return SpawnRequest(control[1], control[2])
     except IndexError:
         raise RemoteProtocolError(f"control message {op} has too few elements") from None

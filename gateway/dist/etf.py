@@ -104,6 +104,13 @@ class Raw:
     def __init__(self, term: Any) -> None:
         self.body = encode(term)[1:]
 
+    @classmethod
+    def from_body(cls, body: bytes) -> Raw:
+        """A ``Raw`` of bytes already encoded (see :func:`encode_body`), not checked."""
+        raw = cls.__new__(cls)
+        raw.body = body
+        return raw
+
     def __repr__(self) -> str:
         return f"Raw(<{len(self.body)} bytes>)"
 
@@ -599,6 +606,13 @@ def _encode_rare(term: Any, out: list[bytes], depth: int) -> None:
 def encode(term: Any) -> bytes:
     """Encode ``term`` as ``term_to_binary/1`` would (version byte included)."""
     out: list[bytes] = [b"\x83"]
+    _encode(term, out, 0)
+    return b"".join(out)
+
+
+def encode_body(term: Any) -> bytes:
+    """The encoding of ``term`` without the version byte, to assemble terms from cached parts."""
+    out: list[bytes] = []
     _encode(term, out, 0)
     return b"".join(out)
 

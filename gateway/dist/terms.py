@@ -76,7 +76,7 @@ class Reference:
     ids: tuple[int, ...]
 
     def __hash__(self) -> int:
-        return hash((self.ids, self.creation, self.node))
+        return hash(self.ids) ^ self.creation  # refs are looked up per RPC reply: keep it cheap
 
 
 @dataclass(frozen=True, slots=True)
