@@ -215,7 +215,8 @@ class RemoteNode:
         return forms
 
     async def _parse(self, snippet: Snippet) -> Any:
-        scanned = await self.call("erl_scan", "string", [list(snippet.source.encode("utf-8"))])
+        # erl_scan:string/1 takes characters (code points), not UTF-8 bytes.
+        scanned = await self.call("erl_scan", "string", [[ord(c) for c in snippet.source]])
         if not (isinstance(scanned, tuple) and scanned[0] == "ok"):
             raise RemoteError(f"snippet {snippet.name} does not scan on {self.name}: {scanned!r}")
         parsed = await self.call("erl_parse", "parse_exprs", [scanned[1]])
