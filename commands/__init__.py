@@ -14,7 +14,7 @@ from importlib import import_module
 from .spec import Command
 
 #: Modules declaring one command each, in the order ``help`` lists them.
-_MODULES = ("help", "info")
+_MODULES = ("help", "info", "policy")
 
 
 def _load() -> dict[str, Command]:
