@@ -14,7 +14,6 @@ from commands.spec import Command
 
 from . import limits
 from .rights import Rights, denied_by, denied_keys
-from .vocabulary import int_specs
 
 if TYPE_CHECKING:
     from .engine import UserPolicy
@@ -61,7 +60,10 @@ def _command(policy: UserPolicy, command: Command, rights: Rights) -> dict[str, 
     if command.fanout:
         entry["fanout"] = rights.fanout
     may_be_expensive = (
-        command.name in limits.EXPENSIVE_COMMANDS or limits.WINDOW_KEY in int_specs(command) or command.fanout
+        command.name in limits.EXPENSIVE_COMMANDS
+        or (limits.WINDOW_KEY in caps and caps[limits.WINDOW_KEY] > limits.EXPENSIVE_WINDOW_MS)
+        or (limits.WINDOW_KEY in rights.caps and limits.WINDOW_KEY not in caps)
+        or (command.fanout and rights.fanout and len(entry["nodes"]) > limits.EXPENSIVE_FANOUT_NODES)
     )
     if command.privileged or rights.confirm:
         entry["confirm"] = "always"

@@ -13,6 +13,9 @@ and one log line says so, followed by one line per problem. Swapping is a
 single attribute assignment on the event loop's thread, so a command sees
 either the old policy or the new one, never a mix.
 
+:meth:`PolicyStore.watch_sighup` wires the reload to SIGHUP on the server's
+event loop (the handler runs on the loop's thread, between commands).
+
 Only the policy-bearing sections (``users``, ``roles``, ``safety``) take
 effect on reload; changes to ``server``, ``clusters``, ``recording`` or
 ``audit`` are logged as needing a restart and otherwise ignored.
@@ -20,8 +23,10 @@ effect on reload; changes to ``server``, ``clusters``, ``recording`` or
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+import signal
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +118,22 @@ class PolicyStore:
         if restart:
             log.warning("config reload: changes to %s take effect only after a restart", ", ".join(restart))
         return ReloadResult(True, self.generation, message, restart_needed=restart)
+
+    def watch_sighup(
+        self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[ReloadResult], None] | None = None
+    ) -> Callable[[], None]:
+        """Reload on every SIGHUP; ``on_reload`` gets each result (to audit ``config_reload``).
+
+        Returns a function that removes the handler.
+        """
+
+        def handle() -> None:
+            result = self.reload()
+            if on_reload is not None:
+                on_reload(result)
+
+        def remove() -> None:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+        loop.add_signal_handler(signal.SIGHUP, handle)
+        return remove

@@ -39,9 +39,13 @@ INFO_KEYS = (
 
 
 def plain(value: Any) -> Any:
-    """A parsed value as plain data for the wire (refs and specs as their text)."""
-    if isinstance(value, (PidRef, NameRef, GlobalRef, FunSpec)):
+    """A parsed value as plain data for the wire: names as atom text, specs as [module, function, arity]."""
+    if isinstance(value, NameRef):
+        return value.name
+    if isinstance(value, (PidRef, GlobalRef)):
         return str(value)
+    if isinstance(value, FunSpec):
+        return [value.module, value.function or "_", -1 if value.arity is None else value.arity]
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (list, tuple)):
