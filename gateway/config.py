@@ -391,9 +391,8 @@ def _command_rules(t: _Table) -> CommandRules:
             if value is not None:
                 caps[key[4:]] = value
         elif key.startswith("allow_") and len(key) > 6:
-            values = t.strings(key, ())
-            allow[key[6:]] = values
-    fanout = t.take("fanout", bool, None) if t.has("fanout") else None
+            allow[key[6:]] = t.strings(key, ())
+    fanout = t.take("fanout", bool, None)
     confirm = t.take("confirm", bool, False)
     t.finish()
     return CommandRules(max=caps, allow=allow, fanout=fanout, confirm=confirm)
