@@ -17,7 +17,7 @@ from commands.errors import CommandError
 from commands.grammar import parse_line
 from gateway.config import SafetyConfig, load_config
 from policies import Policy, UserPolicy
-from tests.support.policy_commands import role_file, spec_registry, write_config
+from tests.support.policy_commands import role_file, spec_registry, write_policy_config
 
 REG = spec_registry()
 
@@ -53,7 +53,7 @@ def run(up: UserPolicy, line: str) -> tuple[Any, str]:
 @pytest.fixture
 def bob(tmp_path: Path) -> UserPolicy:
     roles = "\n".join(role_file(n) for n in ("contractor", "operator"))
-    path = write_config(tmp_path, {"bob": ["contractor"], "op": ["operator"]}, roles)
+    path = write_policy_config(tmp_path, {"bob": ["contractor"], "op": ["operator"]}, roles)
     return Policy(load_config(path), REG).for_user("bob")
 
 

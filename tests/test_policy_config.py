@@ -13,7 +13,7 @@ from commands.spec import Flag, Param
 from gateway.config import CommandRules, ConfigError, RoleTrace, load_config
 from policies import limits, validate_config
 from policies.vocabulary import registry_issues
-from tests.support.policy_commands import cmd, role_file, spec_registry, write_config
+from tests.support.policy_commands import cmd, role_file, spec_registry, write_policy_config
 
 REG = spec_registry()
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def issues(tmp_path: Path, roles: str, users: dict[str, list[str]] | None = None, **kwargs: object) -> list[str]:
     users = users if users is not None else {"u": ["r"]}
-    config = load_config(write_config(tmp_path, users, roles, **kwargs))  # type: ignore[arg-type]
+    config = load_config(write_policy_config(tmp_path, users, roles, **kwargs))  # type: ignore[arg-type]
     return [str(i) for i in validate_config(config, REG)]
 
 
 def load_errors(tmp_path: Path, roles: str) -> list[str]:
     with pytest.raises(ConfigError) as err:
-        load_config(write_config(tmp_path, {"u": ["r"]}, roles))
+        load_config(write_policy_config(tmp_path, {"u": ["r"]}, roles))
     return [str(i) for i in err.value.issues]
 
 
@@ -52,7 +52,7 @@ confirm = true
 max_n = 20
 allow_attr = ["memory"]
 """
-    role = load_config(write_config(tmp_path, {"u": ["r"]}, roles)).roles["r"]
+    role = load_config(write_policy_config(tmp_path, {"u": ["r"]}, roles)).roles["r"]
     assert role.commands == ("info", "trace") and role.nodes == ("app@*",) and role.clusters == ("prod",)
     assert role.deny == ("kill",) and role.deny_process_keys == ("messages",)
     assert role.fanout is False and role.expensive == "refuse"
@@ -64,7 +64,7 @@ allow_attr = ["memory"]
 
 
 def test_role_defaults(tmp_path: Path) -> None:
-    role = load_config(write_config(tmp_path, {"u": ["r"]}, "[roles.r]\n")).roles["r"]
+    role = load_config(write_policy_config(tmp_path, {"u": ["r"]}, "[roles.r]\n")).roles["r"]
     assert role.commands == () and role.nodes == () and role.clusters == ("*",)
     assert role.trace is None and role.args == {} and role.fanout is True and role.expensive == "confirm"
 
@@ -275,7 +275,7 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_check_config_reports_policy_issues(tmp_path: Path) -> None:
     roles = '[roles.r]\ncommands = ["info", "proc_count"]\nnodes = ["web@*"]\n[roles.spare]\ncommands = ["help"]\n'
-    result = check_config(write_config(tmp_path, {"u": ["r"]}, roles))
+    result = check_config(write_policy_config(tmp_path, {"u": ["r"]}, roles))
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "error: roles.r.commands[1]: unknown command 'proc_count'",  # not registered (yet) in this build
@@ -287,6 +287,6 @@ def test_check_config_reports_policy_issues(tmp_path: Path) -> None:
 
 def test_check_config_accepts_a_sound_policy(tmp_path: Path) -> None:
     roles = '[roles.r]\ncommands = ["help", "info", "policy"]\nnodes = ["app@*"]\n'
-    result = check_config(write_config(tmp_path, {"u": ["r"]}, roles))
+    result = check_config(write_policy_config(tmp_path, {"u": ["r"]}, roles))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("ok: 1 cluster(s), 3 node(s), 1 user(s), 1 role(s)")

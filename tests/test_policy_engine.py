@@ -15,14 +15,14 @@ from commands.grammar import UsageError, parse_line
 from commands.spec import Param
 from gateway.config import load_config
 from policies import Decision, Denied, Policy, UserPolicy, limits
-from tests.support.policy_commands import cmd, spec_registry, write_config
+from tests.support.policy_commands import cmd, spec_registry, write_policy_config
 
 REG = spec_registry()
 
 
 def user(tmp_path: Path, roles: str, *names: str, registry: dict | None = None, **kwargs: object) -> UserPolicy:
     """User ``u`` with roles ``names`` from ``roles`` (TOML)."""
-    path = write_config(tmp_path, {"u": list(names)}, roles, **kwargs)  # type: ignore[arg-type]
+    path = write_policy_config(tmp_path, {"u": list(names)}, roles, **kwargs)  # type: ignore[arg-type]
     return Policy(load_config(path), registry or REG).for_user("u")
 
 

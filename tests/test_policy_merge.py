@@ -14,7 +14,7 @@ import pytest
 from commands.grammar import parse_line
 from gateway.config import load_config
 from policies import Decision, Denied, Policy, UserPolicy, limits
-from tests.support.policy_commands import role_file, spec_registry, write_config
+from tests.support.policy_commands import role_file, spec_registry, write_policy_config
 
 REG = spec_registry()
 EXAMPLE_ROLES = "\n".join(role_file(n) for n in ("sre", "contractor", "readonly", "operator", "no_state"))
@@ -31,11 +31,11 @@ def example(tmp_path: Path) -> Policy:
         "frank": ["contractor", "readonly"],
         "gina": ["contractor", "sre"],
     }
-    return Policy(load_config(write_config(tmp_path, users, EXAMPLE_ROLES)), REG)
+    return Policy(load_config(write_policy_config(tmp_path, users, EXAMPLE_ROLES)), REG)
 
 
 def inline(tmp_path: Path, roles: str, *names: str) -> UserPolicy:
-    return Policy(load_config(write_config(tmp_path, {"u": list(names)}, roles)), REG).for_user("u")
+    return Policy(load_config(write_policy_config(tmp_path, {"u": list(names)}, roles)), REG).for_user("u")
 
 
 def ok(up: UserPolicy, line: str, node: str | None = "app@h1") -> Decision:
@@ -224,7 +224,7 @@ def test_expensive_example_roles(tmp_path: Path) -> None:
     """Worked example 5: readonly refuses expensive runs; with contractor, bin_leak is confirmed."""
     nodes = ("app@h1", "app@h2", "app@h3", "app@h4", "app@h5", "app@h6", "db@h1")
     users = {"carol": ["readonly"], "frank": ["contractor", "readonly"]}
-    policy = Policy(load_config(write_config(tmp_path, users, EXAMPLE_ROLES, nodes=nodes)), REG)
+    policy = Policy(load_config(write_policy_config(tmp_path, users, EXAMPLE_ROLES, nodes=nodes)), REG)
     carol, frank = policy.for_user("carol"), policy.for_user("frank")
     assert ok(carol, "info --nodes 'app@h[1-5]'", None).confirm is None
     err = no(carol, "info --nodes '*'", None)

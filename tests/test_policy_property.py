@@ -50,7 +50,7 @@ from gateway.secret import Cookie
 from gateway.target import BoundedTarget, TargetError
 from policies import Denied, Policy, UserPolicy
 from tests.support.erlang import ErlangNode, Runtime, short_host
-from tests.support.policy_commands import INFO_KEYS, role_file, spec_registry, write_config
+from tests.support.policy_commands import INFO_KEYS, role_file, spec_registry, write_policy_config
 
 REG = spec_registry()
 NODES = ("app@h1", "app@h2", "db@h1")
@@ -393,7 +393,7 @@ def test_denied_lines_never_reach_a_node(tmp_path: Path, real_target: Any, who: 
     loop, target = real_target
     expect = ROLES[who]
     roles = "\n".join(role_file(n) for n in ("sre", "contractor", "readonly", "operator", "no_state"))
-    path = write_config(tmp_path, {"u": list(expect.roles)}, roles)
+    path = write_policy_config(tmp_path, {"u": list(expect.roles)}, roles)
     up = Policy(load_config(path), REG).for_user("u")
     calls: list[Call] = []
     outcomes: Counter[str] = Counter()

@@ -13,7 +13,7 @@ import pytest
 from commands.grammar import parse_line
 from gateway.config import ConfigError
 from policies import Denied, PolicyStore, ReloadResult
-from tests.support.policy_commands import spec_registry, write_config
+from tests.support.policy_commands import spec_registry, write_policy_config
 
 REG = spec_registry()
 V1 = '[roles.r]\ncommands = ["help", "info"]\nnodes = ["app@*"]\n'
@@ -32,14 +32,14 @@ def allowed(store: PolicyStore, user: str, line: str, node: str = "app@h1") -> b
 
 
 def test_reload_applies_from_the_next_command(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = write_config(tmp_path, {"bob": ["r"]}, V1)
+    path = write_policy_config(tmp_path, {"bob": ["r"]}, V1)
     store = PolicyStore.load(path, REG)
     assert store.generation == 1
     assert not allowed(store, "bob", "proc_count memory")
     assert not allowed(store, "bob", "info", "db@h1")
     before = store.for_user("bob")  # what a command already running holds
 
-    write_config(tmp_path, {"bob": ["r"]}, V2)
+    write_policy_config(tmp_path, {"bob": ["r"]}, V2)
     with caplog.at_level(logging.INFO, logger="beamgate.policy"):
         result = store.reload()
     assert result == ReloadResult(True, 2, f"config reloaded from {path}: generation 2, 1 user(s), 1 role(s)")
@@ -50,7 +50,7 @@ def test_reload_applies_from_the_next_command(tmp_path: Path, caplog: pytest.Log
 
 
 def test_broken_config_is_rejected_and_the_old_one_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = write_config(tmp_path, {"bob": ["r"]}, V1)
+    path = write_policy_config(tmp_path, {"bob": ["r"]}, V1)
     store = PolicyStore.load(path, REG)
     good = path.read_text()
     for broken, first_issue in (
@@ -73,19 +73,19 @@ def test_broken_config_is_rejected_and_the_old_one_kept(tmp_path: Path, caplog: 
 
 
 def test_removed_user_and_changed_roles(tmp_path: Path) -> None:
-    path = write_config(tmp_path, {"bob": ["r"], "eve": ["r"]}, V1)
+    path = write_policy_config(tmp_path, {"bob": ["r"], "eve": ["r"]}, V1)
     store = PolicyStore.load(path, REG)
     assert allowed(store, "eve", "help")
-    write_config(tmp_path, {"bob": ["r"]}, V1)
+    write_policy_config(tmp_path, {"bob": ["r"]}, V1)
     assert store.reload().ok
     assert not allowed(store, "eve", "help")  # gone from the config: her session can run nothing more
     assert allowed(store, "bob", "help")
 
 
 def test_sections_that_need_a_restart_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = write_config(tmp_path, {"bob": ["r"]}, V1)
+    path = write_policy_config(tmp_path, {"bob": ["r"]}, V1)
     store = PolicyStore.load(path, REG)
-    write_config(tmp_path, {"bob": ["r"]}, V1, nodes=("app@h1", "app@h2", "db@h1", "db@h2"))
+    write_policy_config(tmp_path, {"bob": ["r"]}, V1, nodes=("app@h1", "app@h2", "db@h1", "db@h2"))
     with caplog.at_level(logging.INFO, logger="beamgate.policy"):
         result = store.reload()
     assert result.ok and result.restart_needed == ("clusters",)
@@ -93,13 +93,13 @@ def test_sections_that_need_a_restart_are_reported(tmp_path: Path, caplog: pytes
 
 
 def test_load_refuses_a_file_check_config_would_refuse(tmp_path: Path) -> None:
-    path = write_config(tmp_path, {"bob": ["r"]}, V1 + '[roles.spare]\ncommands = ["help"]\n')
+    path = write_policy_config(tmp_path, {"bob": ["r"]}, V1 + '[roles.spare]\ncommands = ["help"]\n')
     with pytest.raises(ConfigError, match=r"roles\.spare: no user has this role"):
         PolicyStore.load(path, REG)
 
 
 def test_sighup_reloads_while_a_session_keeps_running(tmp_path: Path) -> None:
-    path = write_config(tmp_path, {"bob": ["r"]}, V1)
+    path = write_policy_config(tmp_path, {"bob": ["r"]}, V1)
     store = PolicyStore.load(path, REG)
     results: list[ReloadResult] = []
 
@@ -122,7 +122,7 @@ def test_sighup_reloads_while_a_session_keeps_running(tmp_path: Path) -> None:
         task = asyncio.create_task(session(outcomes, stop))
         try:
             await asyncio.sleep(0.05)
-            write_config(tmp_path, {"bob": ["r"]}, V2)
+            write_policy_config(tmp_path, {"bob": ["r"]}, V2)
             os.kill(os.getpid(), signal.SIGHUP)
             await wait_for(1)
             await asyncio.sleep(0.05)

@@ -185,7 +185,7 @@ def config_text(
     return f"{cluster}{extra}\n{user_tables}\n{roles}\n"
 
 
-def write_config(tmp_path: Path, users: Mapping[str, list[str]], roles: str, **kwargs: Any) -> Path:
+def write_policy_config(tmp_path: Path, users: Mapping[str, list[str]], roles: str, **kwargs: Any) -> Path:
     """Write a config (and a cookie file for it) under ``tmp_path``; return its path."""
     cookie = tmp_path / "prod.cookie"
     if not cookie.exists():
