@@ -14,7 +14,7 @@ from importlib import import_module
 from .spec import Command
 
 #: Modules declaring one command each, in the order ``help`` lists them.
-_MODULES = ("help", "info", "trace")
+_MODULES = ("help", "info", "policy", "trace")
 
 
 def _load() -> dict[str, Command]:
