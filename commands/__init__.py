@@ -14,7 +14,7 @@ from importlib import import_module
 from .spec import Command
 
 #: Modules declaring one command each, in the order ``help`` lists them.
-_MODULES = ("help", "whoami", "nodes", "use", "info", "trace", "exit")
+_MODULES = ("help", "whoami", "nodes", "use", "info", "policy", "trace", "exit")
 
 
 def _load() -> dict[str, Command]:

@@ -140,11 +140,12 @@ def parse_funspec(text: str) -> FunSpec:
     if ":" in text:
         module, _, function = text.partition(":")
         return _spec(atom_name(module), function or None, arity, text)
-    if _ALIAS.match(text) or text.startswith("Elixir."):
-        return _spec(atom_name(text), None, arity, text)
     head, dot, last = text.rpartition(".")
-    if dot and _ELIXIR_FUN.match(last) and (_ALIAS.match(head) or head.startswith("Elixir.")):
+    if dot and _ELIXIR_FUN.match(last) and _ALIAS.match(head.removeprefix("Elixir.")):
+        # MyApp.Worker.handle_call or Elixir.MyApp.Worker.handle_call
         return _spec(atom_name(head), last, arity, text)
+    if _ALIAS.match(text.removeprefix("Elixir.")):
+        return _spec(atom_name(text), None, arity, text)
     if _ATOM.match(text) or _unquote(text) is not None:
         return _spec(atom_name(text), None, arity, text)
     raise RefError(f"{text!r} is not a function spec: use mod:fun/arity, mod:fun, mod, or MyApp.Worker.fun/2")
@@ -161,6 +162,10 @@ def _spec(module: str, function: str | None, arity: int | None, text: str) -> Fu
     return FunSpec(module, function, arity)
 
 
+def _quoted(name: str, plain: re.Pattern[str]) -> str:
+    return name if plain.match(name) else "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def display_module(atom: str) -> str:
     """``Elixir.MyApp.Worker`` shows as ``MyApp.Worker``; Erlang modules as they are."""
     return atom[len("Elixir.") :] if atom.startswith("Elixir.") else atom
@@ -171,11 +176,11 @@ def format_mfa(module: str, function: str | None = None, arity: int | None = Non
     if module.startswith("Elixir."):
         text = display_module(module)
         if function is not None:
-            text += f".{function}"
+            text += f".{_quoted(function, _ELIXIR_FUN)}"
     else:
-        text = module
+        text = _quoted(module, _ATOM)
         if function is not None:
-            text += f":{function}"
+            text += f":{_quoted(function, _ATOM)}"
     if arity is not None and function is not None:
         text += f"/{arity}"
     return text

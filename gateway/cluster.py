@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .config import ClusterConfig, Config
-from .dist.errors import DistError, NodeNameError
+from .dist.errors import DistError
 from .dist.names import NodeName, local_host
 from .dist.node import LocalNode, NodeOptions
 from .dist.rpc import RemoteNode, RpcClient
@@ -50,7 +50,6 @@ class Cluster:
             tick_timeout=config.net_ticktime,
             max_packet=config.max_packet,
             tls=tls,
-            tls_verify_hostname=bool(config.tls and config.tls.verify_hostname),
         )
         self.local = LocalNode(own_name, cookie, options)
         self.rpc = RpcClient(self.local)
@@ -121,10 +120,10 @@ async def ping_node(node: RemoteNode) -> PingResult:
         otp = await node.otp_release()
         rtt = await node.ping()
         return PingResult(node.name, True, "ok", "", otp, rtt * 1000)
-    except NodeNameError as exc:
+    except DistError as exc:  # NodeNameError included
         return PingResult(node.name, False, exc.kind, str(exc))
-    except DistError as exc:
-        return PingResult(node.name, False, exc.kind, str(exc))
+    except (OSError, ValueError) as exc:  # anything undiagnosed still gets its one line
+        return PingResult(node.name, False, "error", f"{type(exc).__name__}: {exc}")
 
 
 async def ping(clusters: Clusters, names: list[str]) -> list[PingResult]:

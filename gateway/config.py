@@ -144,7 +144,8 @@ class SafetyConfig:
     max_reply: int = 4 * 1024 * 1024
     messages_cap: int = 100
     state_timeout: float = 1.0
-    #: Trace limits used when a role sets none (the role may only lower them).
+    #: Trace limits for a role without trace caps, and for a trace that asks for none
+    #: (a role may raise its caps above these, up to the hard maxima in policies/limits.py).
     trace_defaults: TraceLimits = TraceLimits(max_messages=100, max_rate=20, max_seconds=60)
 
 
@@ -181,30 +182,58 @@ class UserConfig:
 
 @dataclass(frozen=True)
 class RoleTrace:
+    """A role's ``trace`` caps (``None``: the role leaves it at ``safety.trace_defaults``)."""
+
     max_messages: int | None = None
+    #: Messages per second.
     max_rate: int | None = None
     max_seconds: float | None = None
+    #: Module globs the role may trace (``None``: any module).
     modules: tuple[str, ...] | None = None
     allow_return: bool = True
     allow_pid_all: bool = True
 
 
 @dataclass(frozen=True)
+class CommandRules:
+    """One role's constraints on one command (``[roles.R.args.CMD]``); :mod:`policies` checks the names."""
+
+    #: ``max_<key> = N``: cap on the integer argument or option ``<key>`` (``max_n``, ``max_ms``).
+    max: dict[str, int] = field(default_factory=dict)
+    #: ``allow_<key> = [...]``: the only values the role allows for ``<key>`` (``allow_attr``).
+    allow: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: ``fanout = false``: no ``--nodes`` for this command (``None``: the role's ``fanout``).
+    fanout: bool | None = None
+    #: ``confirm = true``: ask the user to confirm before each run.
+    confirm: bool = False
+
+
+#: Values of a role's ``expensive`` key, least to most permissive.
+EXPENSIVE_MODES = ("refuse", "confirm", "allow")
+
+
+@dataclass(frozen=True)
 class RoleConfig:
-    """A role as written; :mod:`policies` gives it meaning."""
+    """A role as written; :mod:`policies` gives it meaning (``docs/policies.md``)."""
 
     name: str
+    #: Command names or globs; a privileged command (``kill``) only by its exact name.
     commands: tuple[str, ...] = ()
+    #: Node-name globs.
     nodes: tuple[str, ...] = ()
+    #: Cluster-name globs; a node must also be in one of these clusters.
     clusters: tuple[str, ...] = ("*",)
+    #: Command globs refused to whoever has this role, whatever other roles grant.
     deny: tuple[str, ...] = ()
-    privileged: tuple[str, ...] = ()
+    #: ``info PROC KEY`` keys refused to whoever has this role (``messages`` also refuses ``messages PROC``).
     deny_process_keys: tuple[str, ...] = ()
     trace: RoleTrace | None = None
-    #: Per-command argument constraints, e.g. ``{"proc_window": {"max_ms": 5000}}``.
-    args: dict[str, dict[str, Any]] = field(default_factory=dict)
-    allow_fanout: bool = True
-    confirm: tuple[str, ...] = ()
+    #: Per-command argument constraints, e.g. ``{"proc_window": CommandRules(max={"ms": 5000})}``.
+    args: dict[str, CommandRules] = field(default_factory=dict)
+    #: Whether ``--nodes GLOB`` fan-out is allowed (per command: ``args.CMD.fanout``).
+    fanout: bool = True
+    #: Expensive invocations (``bin_leak``, long windows, wide fan-out): one of :data:`EXPENSIVE_MODES`.
+    expensive: str = "confirm"
 
 
 @dataclass(frozen=True)
@@ -332,6 +361,44 @@ def _kind_name(kind: Any) -> str:
     if isinstance(kind, tuple):
         return " or ".join(names.get(k, k.__name__) for k in kind)
     return names.get(kind, str(kind.__name__))
+
+
+def _optional_positive(t: _Table, key: str) -> int | None:
+    """A positive integer, or ``None`` when the key is absent (each problem reported once)."""
+    if not t.has(key):
+        return None
+    value = t.take(key, int, None)
+    if value is not None and value < 1:
+        t.error(key, "must be a positive integer")
+        return None
+    return value
+
+
+def _optional_positive_duration(t: _Table, key: str) -> float | None:
+    if not t.has(key):
+        return None
+    value = t.duration(key, 0.0)
+    if value <= 0:
+        t.error(key, "must be a positive duration")
+        return None
+    return value
+
+
+def _command_rules(t: _Table) -> CommandRules:
+    """``[roles.R.args.CMD]``: ``max_<key>``, ``allow_<key>``, ``fanout``, ``confirm``."""
+    caps: dict[str, int] = {}
+    allow: dict[str, tuple[str, ...]] = {}
+    for key in sorted(t.data):
+        if key.startswith("max_") and len(key) > 4:
+            value = _optional_positive(t, key)
+            if value is not None:
+                caps[key[4:]] = value
+        elif key.startswith("allow_") and len(key) > 6:
+            allow[key[6:]] = t.strings(key, ())
+    fanout = t.take("fanout", bool, None)
+    confirm = t.take("confirm", bool, False)
+    t.finish()
+    return CommandRules(max=caps, allow=allow, fanout=fanout, confirm=confirm)
 
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -571,35 +638,37 @@ class _Loader:
         tt = t.sub("trace")
         if tt is not None:
             trace = RoleTrace(
-                max_messages=tt.positive_int("max_messages", 0) if tt.has("max_messages") else None,
-                max_rate=tt.positive_int("max_rate", 0) if tt.has("max_rate") else None,
-                max_seconds=tt.duration("max_seconds", 0) if tt.has("max_seconds") else None,
+                max_messages=_optional_positive(tt, "max_messages"),
+                max_rate=_optional_positive(tt, "max_rate"),
+                max_seconds=_optional_positive_duration(tt, "max_seconds"),
                 modules=tt.strings("modules") if tt.has("modules") else None,
                 allow_return=tt.take("allow_return", bool, True),
                 allow_pid_all=tt.take("allow_pid_all", bool, True),
             )
             tt.finish()
-        args: dict[str, dict[str, Any]] = {}
+        args: dict[str, CommandRules] = {}
         at = t.sub("args")
         if at is not None:
             for command in list(at.data):
-                value = at.data.pop(command)
-                if not isinstance(value, dict):
-                    at.error(command, "expected a table of constraints")
-                else:
-                    args[command] = dict(value)
+                rules = at.sub(command)
+                assert rules is not None
+                args[command] = _command_rules(rules)
+            at.finish()
+        expensive = t.take("expensive", str, "confirm")
+        if expensive not in EXPENSIVE_MODES:
+            t.error("expensive", f"must be one of {', '.join(repr(m) for m in EXPENSIVE_MODES)}")
+            expensive = "confirm"
         result = RoleConfig(
             name=name,
             commands=t.strings("commands"),
             nodes=t.strings("nodes"),
             clusters=t.strings("clusters", ("*",)),
             deny=t.strings("deny"),
-            privileged=t.strings("privileged"),
             deny_process_keys=t.strings("deny_process_keys"),
             trace=trace,
             args=args,
-            allow_fanout=t.take("allow_fanout", bool, True),
-            confirm=t.strings("confirm"),
+            fanout=t.take("fanout", bool, True),
+            expensive=expensive,
         )
         t.finish()
         return result

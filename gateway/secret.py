@@ -31,7 +31,7 @@ class Cookie:
         if not value:
             raise CookieError("the cookie is empty")
         if any(b < 0x20 or b > 0x7E for b in value):
-            raise CookieError("the cookie must be printable ASCII without spaces or newlines")
+            raise CookieError("the cookie must be printable ASCII (no control characters)")
         object.__setattr__(self, "_value", value)
 
     @classmethod

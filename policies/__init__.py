@@ -1,5 +1,20 @@
-"""Per-user policies: least privilege, enforced before anything reaches a node."""
+"""Per-user policies: least privilege, enforced before anything reaches a node.
 
-from .engine import Decision, Denied, Policy, UserPolicy, validate_config
+The model and its merge rules are documented for reviewers in ``docs/policies.md``.
+"""
 
-__all__ = ["Decision", "Denied", "Policy", "UserPolicy", "validate_config"]
+from .engine import Confirmation, Decision, Denied, Policy, UserPolicy
+from .store import PolicyStore, ReloadResult, load_policy
+from .validate import validate_config
+
+__all__ = [
+    "Confirmation",
+    "Decision",
+    "Denied",
+    "Policy",
+    "PolicyStore",
+    "ReloadResult",
+    "UserPolicy",
+    "load_policy",
+    "validate_config",
+]

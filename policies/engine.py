@@ -1,123 +1,542 @@
-"""The policy engine: may this user run this parsed command on this node?
+"""The policy engine: may this user run this parsed command, and with what values?
 
 Decisions are made server-side, on the parsed :class:`~commands.spec.Invocation`,
-before anything reaches a node, in one place shared by the shell and exec
-mode. A denial names the rule that decided it.
+before anything reaches a node, in one place (:meth:`UserPolicy.check`)
+shared by the shell and exec mode. The dispatcher runs exactly
+:attr:`Decision.invocation` (values lowered to the user's caps, with
+``clamped`` filled) on exactly :attr:`Decision.nodes`, after the user has
+typed :attr:`Confirmation.answer` when :attr:`Decision.confirm` is set. A
+refusal is :class:`Denied`, whose text names the deciding rule by its key
+path in the config (``roles.contractor.deny_process_keys``).
 
-Rules (see ``docs/policies.md`` for the full model and merge rules):
+The checks, in order (``docs/policies.md`` has the full model):
 
-* a command is allowed when a role's ``commands`` glob matches it; a
-  *privileged* command (``kill``) only when a role names it exactly, never
-  through ``*``;
-* an explicit ``deny`` in any role wins over every grant;
-* a node is allowed when a role's ``nodes`` glob matches it.
+1. the command: a ``deny`` in any role refuses it; otherwise some role must
+   grant it (privileged commands only by exact name);
+2. built-in protections no role can lift: protected processes for
+   ``state``/``messages``/``kill``, denied process keys, node arguments;
+3. the nodes: each must be granted, together with the command, by one role;
+   ``--nodes`` fan-out must be allowed and is narrowed to the granted nodes;
+4. the arguments: allowed values, integer caps, and for ``trace`` the
+   message, rate and time limits (filled in when absent: they always apply);
+5. the cost: privileged commands are always confirmed; expensive ones follow
+   the roles' ``expensive`` setting; ``args.CMD.confirm`` asks every time.
+
+How roles combine is in :mod:`policies.rights`; the hard numbers in
+:mod:`policies.limits`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from commands.grammar import matches_glob
-from commands.spec import Command, Invocation
-from gateway.config import Config, Issue, RoleConfig
+from commands.grammar import UsageError, matches_glob
+from commands.refs import FunSpec, GlobalRef, NameRef, RefError, atom_name
+from commands.spec import Command, Flag, Invocation, Param
+from gateway.config import Config, RoleConfig, SafetyConfig
+
+from . import limits
+from .rights import Cap, Rights, denied_by, denied_keys, grants, merge, paths
+from .vocabulary import hard_max, int_specs, proc_params, process_key_params
 
 
 class Denied(Exception):
-    """The policy refuses the command. ``rule`` names the deciding rule."""
+    """The policy refuses the command. ``reason`` names the rule; ``rule`` is its key path, for audit."""
 
     def __init__(self, reason: str, rule: str) -> None:
         super().__init__(reason)
+        self.reason = reason
         self.rule = rule
 
 
 @dataclass(frozen=True)
-class Decision:
-    invocation: Invocation
+class Confirmation:
+    """Show ``prompt``; run only if the user types exactly ``answer``; anything else cancels."""
+
+    prompt: str
+    answer: str
     rule: str
 
 
-class UserPolicy:
-    """The merged rights of one user (the union of their roles, minus denies)."""
+@dataclass(frozen=True)
+class Decision:
+    """An allowed command: what to run, where, and what to ask or tell first."""
 
-    def __init__(self, user: str, roles: Iterable[RoleConfig], registry: Mapping[str, Command]) -> None:
+    #: Run this, not the parsed invocation: values may be lowered (``clamped``) or filled in.
+    invocation: Invocation
+    #: The grant, for audit (``roles.sre.commands``).
+    rule: str
+    #: The nodes to run on, in order (empty for commands that need no node).
+    nodes: tuple[str, ...] = ()
+    #: When set, the dispatcher asks and runs only on the exact answer.
+    confirm: Confirmation | None = None
+    #: One line each, shown to the user before running (lowered values, narrowed keys).
+    notices: tuple[str, ...] = ()
+
+    @property
+    def audit(self) -> str:
+        """The audit log's ``decision`` text."""
+        parts = [f"allowed by {self.rule}"]
+        parts += [f"{k} {asked}->{granted}" for k, (asked, granted) in self.invocation.clamped.items()]
+        if self.confirm is not None:
+            parts.append(f"confirmation required by {self.confirm.rule}")
+        return "; ".join(parts)
+
+
+class _Edit:
+    """The invocation being adjusted: values set by key, lowered values recorded."""
+
+    def __init__(self, inv: Invocation) -> None:
+        self.inv = inv
+        self.params = {p.key for p in inv.command.params}
+        self.args = dict(inv.args)
+        self.flags = dict(inv.flags)
+        self.clamped: dict[str, tuple[Any, Any]] = dict(inv.clamped)
+        self.notices: list[str] = []
+
+    def get(self, key: str) -> Any:
+        return self.args.get(key) if key in self.params else self.flags.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        (self.args if key in self.params else self.flags)[key] = value
+
+    def lower(self, key: str, shown: str, asked: Any, granted: Any, rule: str) -> None:
+        self.set(key, granted)
+        self.clamped[key] = (asked, granted)
+        self.notices.append(f"{self.inv.name}: {shown} lowered from {_text(asked)} to {_text(granted)} ({rule})")
+
+    def result(self) -> Invocation:
+        return replace(self.inv, args=self.args, flags=self.flags, clamped=self.clamped)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]}/{value[1]}"
+    return str(value)
+
+
+def _values(value: Any) -> list[Any]:
+    """An argument's values as a list (``many`` params hold lists; absent is empty)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) and not isinstance(value, str) else [value]
+
+
+class UserPolicy:
+    """The merged rights of one user (their roles, the configured nodes, the safety settings)."""
+
+    def __init__(
+        self,
+        user: str,
+        roles: Iterable[RoleConfig],
+        registry: Mapping[str, Command],
+        *,
+        nodes: Mapping[str, str] | None = None,
+        safety: SafetyConfig | None = None,
+    ) -> None:
         self.user = user
         self.roles = tuple(roles)
         self.registry = registry
+        #: Configured node -> its cluster name.
+        self.nodes = dict(nodes or {})
+        self.safety = safety or SafetyConfig()
 
-    def _grant(self, command: str) -> str | None:
-        """The rule that grants ``command``, or ``None``."""
-        privileged = self.registry[command].privileged if command in self.registry else False
-        for role in self.roles:
-            for pattern in role.commands:
-                if pattern == command or (not privileged and matches_glob(command, pattern)):
-                    return f"roles.{role.name}.commands"
-            if command in role.privileged:
-                return f"roles.{role.name}.privileged"
-        return None
+    # -- what the user may run (help, completion, nodes, use) -------------------------
 
-    def _denied_by(self, command: str) -> str | None:
-        for role in self.roles:
-            for pattern in role.deny:
-                if matches_glob(command, pattern):
-                    return f"roles.{role.name}.deny"
-        return None
+    def granting(self, command: Command) -> list[RoleConfig]:
+        return [r for r in self.roles if grants(r, command)]
+
+    def rights(self, name: str) -> Rights | None:
+        """The merged rights on ``name``, or ``None`` if it is denied or not granted."""
+        command = self.registry.get(name)
+        if command is None or denied_by(self.roles, name) is not None:
+            return None
+        granting = self.granting(command)
+        if not granting:
+            return None
+        return merge(command, granting, self.safety)
 
     def may_run(self, command: str) -> bool:
-        return self._denied_by(command) is None and self._grant(command) is not None
+        """For ``help`` and completion: is ``command`` granted (on some node) and not denied?"""
+        return self.rights(command) is not None
+
+    def covers(self, role: RoleConfig, node: str) -> bool:
+        """Does ``role`` grant ``node`` (its name and its cluster)?"""
+        cluster = self.nodes.get(node)
+        return (
+            cluster is not None
+            and any(matches_glob(node, p) for p in role.nodes)
+            and any(matches_glob(cluster, p) for p in role.clusters)
+        )
 
     def may_use_node(self, node: str) -> bool:
-        return any(matches_glob(node, pattern) for role in self.roles for pattern in role.nodes)
+        """For ``nodes`` and ``use``: does any role grant ``node``?"""
+        return any(self.covers(r, node) for r in self.roles)
+
+    def usable_nodes(self, command: str | None = None) -> list[str]:
+        """Configured nodes the user may use (for ``command``, if given), in config order."""
+        if command is None:
+            return [n for n in self.nodes if self.may_use_node(n)]
+        rights = self.rights(command)
+        if rights is None:
+            return []
+        return [n for n in self.nodes if any(self.covers(r, n) for r in rights.roles)]
+
+    def allowed_values(self, command: str, key: str) -> tuple[str, ...] | None:
+        """For completion: the values the user may give for ``key`` (``None``: any the command accepts)."""
+        rights = self.rights(command)
+        if rights is None:
+            return ()
+        allowed = rights.allow.get(key)
+        return None if allowed is None else allowed.values
+
+    def int_limit(self, rights: Rights, key: str) -> Cap:
+        """The effective cap on integer ``key``: the roles' cap, lowered to the hard maximum."""
+        command = rights.command
+        cap = rights.caps[key]
+        hard = hard_max(command, int_specs(command)[key], self.safety.messages_cap)
+        if hard is not None and (cap.value is None or hard < cap.value):
+            return Cap(hard, f"the hard maximum for {command.name} {key}")
+        return cap
+
+    def describe(self) -> dict[str, Any]:
+        """Effective permissions with caps, for ``whoami`` and ``policy`` (JSON-serialisable)."""
+        from .describe import describe
+
+        return describe(self)
+
+    # -- the check ------------------------------------------------------------------------
 
     def check(self, inv: Invocation, node: str | None) -> Decision:
-        """Allow ``inv`` on ``node`` or raise :class:`Denied` naming the rule."""
-        name = inv.command.name
-        rule = self._denied_by(name)
-        if rule is not None:
-            raise Denied(f"{name} is denied to {self.user} ({rule})", rule)
-        grant = self._grant(name)
-        if grant is None:
-            what = "privileged command" if inv.command.privileged else "command"
-            raise Denied(f"{self.user} may not run the {what} {name} (no role grants it)", "commands")
-        if inv.command.remote and node is not None and not self.may_use_node(node):
-            raise Denied(f"{self.user} may not use node {node} (no role's nodes pattern matches it)", "nodes")
-        return Decision(inv, grant)
+        """Allow ``inv`` on ``node`` (or on its ``--nodes`` glob), or raise :class:`Denied`.
 
-    def describe(self) -> Mapping[str, Any]:
-        return {
-            "user": self.user,
-            "roles": [r.name for r in self.roles],
-            "commands": sorted(c for c in self.registry if self.may_run(c)),
-            "nodes": sorted({p for r in self.roles for p in r.nodes}),
-        }
+        ``node`` is the resolved target of a remote command (``--node``, the ``use``d
+        node, or the only node); it is ignored for commands that need none and for
+        fan-out, where the nodes come from the glob. Raises :class:`UsageError` only
+        for a fan-out glob that matches no configured node.
+        """
+        command = inv.command
+        name = command.name
+        if self.registry.get(name) is not command:
+            raise Denied(f"{name} is not a registered command", "registry")
+        rule = denied_by(self.roles, name)
+        if rule is not None:
+            raise Denied(f"{name} is denied to {self.user} by {rule}", rule)
+        granting = self.granting(command)
+        if not granting:
+            raise self._not_granted(command)
+        rights = merge(command, granting, self.safety)
+        edit = _Edit(inv)
+        self._protected(edit)
+        self._process_keys(edit)
+        self._node_args(edit)
+        nodes = self._target_nodes(inv, node, rights)
+        self._allowed_values(edit, rights)
+        self._int_caps(edit, rights)
+        if rights.trace is not None:
+            self._trace(edit, rights)
+        result = edit.result()
+        return Decision(
+            invocation=result,
+            rule=rights.rule,
+            nodes=nodes,
+            confirm=self._confirmation(result, rights, nodes),
+            notices=tuple(edit.notices),
+        )
+
+    def _not_granted(self, command: Command) -> Denied:
+        if not self.roles:
+            return Denied(f"{self.user} has no roles, so may run nothing (users.{self.user}.roles)", "users.roles")
+        rule = paths(self.roles, "commands")
+        if command.privileged and any(matches_glob(command.name, p) for r in self.roles for p in r.commands):
+            return Denied(
+                f"{command.name} is privileged: a role must name it exactly, a glob never grants it ({rule})", rule
+            )
+        return Denied(f"no role of {self.user} grants {command.name} ({rule})", rule)
+
+    def _protected(self, edit: _Edit) -> None:
+        """Built-in: ``state``, ``messages`` and ``kill`` refuse protected processes, by name."""
+        name = edit.inv.name
+        if name not in limits.PROTECTED_COMMANDS:
+            return
+        protected = self.protected_names()
+        for param in proc_params(edit.inv.command):
+            for ref in _values(edit.get(param.key)):
+                label = _ref_label(ref)
+                if label is not None and label in protected:
+                    raise Denied(
+                        f"{name} refuses the protected process {ref} for every role "
+                        "(built-in protection, safety.protected_processes)",
+                        "safety.protected_processes",
+                    )
+
+    def protected_names(self) -> frozenset[str]:
+        """Protected process names as atom text (``global:NAME`` for global names)."""
+        names = set(limits.PROTECTED_PROCESSES)
+        for entry in self.safety.protected_processes:
+            if entry.startswith("global:"):
+                names.add(entry)
+                continue
+            try:
+                names.add(atom_name(entry))
+            except RefError:
+                names.add(entry)
+        return frozenset(names)
+
+    def _process_keys(self, edit: _Edit) -> None:
+        """``deny_process_keys`` from every role: refuse asked keys, narrow default groups."""
+        denied = denied_keys(self.roles)
+        if not denied:
+            return
+        name = edit.inv.name
+        for key, command in limits.KEY_COMMANDS.items():
+            if name == command and key in denied:
+                raise Denied(f"{name} shows process key {key}, which {denied[key]} denies", denied[key])
+        if all(edit.get(p.key) is None for p in proc_params(edit.inv.command)):
+            return  # no process named (``info`` alone is the node overview)
+        for param in process_key_params(edit.inv.command):
+            asked = [str(v) for v in _values(edit.get(param.key))]
+            kept: list[str] = []
+            narrowed_by: str | None = None
+            for value in asked or list(limits.PROCESS_KEY_GROUPS):
+                if value in denied:
+                    raise Denied(f"{name}: process key {value} is denied by {denied[value]}", denied[value])
+                members = limits.PROCESS_KEY_GROUPS.get(value, ())
+                hidden = [k for k in members if k in denied]
+                if not hidden:
+                    kept.append(value)
+                    continue
+                rule = denied[hidden[0]]
+                others = [k for k in members if k not in denied]
+                if asked:
+                    raise Denied(
+                        f"{name}: {value} shows {', '.join(hidden)}, which {rule} denies; "
+                        f"ask for the other keys instead ({', '.join(others)})",
+                        rule,
+                    )
+                kept.extend(others)
+                narrowed_by = narrowed_by or rule
+            if narrowed_by is None:
+                continue
+            if not param.many or (param.choices and any(k not in param.choices for k in kept)):
+                raise Denied(
+                    f"{name}: the default keys include keys denied by {narrowed_by}; name the keys you need",
+                    narrowed_by,
+                )
+            edit.set(param.key, kept)
+            edit.notices.append(f"{name}: showing {', '.join(kept)} (keys denied by {narrowed_by} left out)")
+
+    def _node_args(self, edit: _Edit) -> None:
+        """Node-valued arguments (``use NODE``) must name a node the user may use.
+
+        The common ``--node`` option is not among ``command.flags``: it is the target, checked later.
+        """
+        command = edit.inv.command
+        specs: list[Param | Flag] = [*command.params, *command.flags]
+        for spec in specs:
+            if spec.kind != "node":
+                continue
+            for value in _values(edit.get(spec.key)):
+                if not self.may_use_node(str(value)):
+                    raise Denied(
+                        f"{value} is not a node {self.user} may use (not configured, or no role's nodes match it; "
+                        f"{paths(self.roles, 'nodes')})",
+                        paths(self.roles, "nodes"),
+                    )
+
+    def _target_nodes(self, inv: Invocation, node: str | None, rights: Rights) -> tuple[str, ...]:
+        command = inv.command
+        if not command.remote:
+            return ()
+        rule = paths(rights.roles, "nodes")
+        if inv.nodes_glob is not None:
+            if not command.fanout or not rights.fanout:
+                raise Denied(
+                    f"{command.name} --nodes: fan-out is not allowed ({rights.fanout_rule})", rights.fanout_rule
+                )
+            matched = [n for n in self.nodes if matches_glob(n, inv.nodes_glob)]
+            if not matched:
+                raise UsageError(f"--nodes {inv.nodes_glob} matches no configured node; try nodes", command)
+            allowed = [n for n in matched if any(self.covers(r, n) for r in rights.roles)]
+            if not allowed:
+                raise Denied(
+                    f"{command.name} --nodes {inv.nodes_glob}: no matching node is one you may run "
+                    f"{command.name} on ({rule})",
+                    rule,
+                )
+            return tuple(allowed)
+        if node is None:
+            raise ValueError(f"{command.name} is remote: resolve its node before the policy check")
+        if not any(self.covers(r, node) for r in rights.roles):
+            raise Denied(
+                f"{self.user} may not run {command.name} on {node} (not configured, or no role granting "
+                f"{command.name} has a nodes/clusters pattern matching it: {rule})",
+                rule,
+            )
+        return (node,)
+
+    def _allowed_values(self, edit: _Edit, rights: Rights) -> None:
+        name = edit.inv.name
+        for key, allowed in rights.allow.items():
+            if allowed.values is None:
+                continue
+            values = _values(edit.get(key))
+            shown = key.upper()
+            if not values:
+                raise Denied(
+                    f"{name}: give {shown} explicitly; you may use {', '.join(allowed.values)} ({allowed.rule})",
+                    allowed.rule,
+                )
+            for value in values:
+                if str(value) not in allowed.values:
+                    raise Denied(
+                        f"{name}: {shown} {value} is not allowed; you may use {', '.join(allowed.values)} "
+                        f"({allowed.rule})",
+                        allowed.rule,
+                    )
+
+    def _int_caps(self, edit: _Edit, rights: Rights) -> None:
+        name = edit.inv.name
+        for key, spec in int_specs(edit.inv.command).items():
+            limit = self.int_limit(rights, key)
+            if limit.value is None:
+                continue
+            top = int(limit.value)
+            shown = spec.name if key in edit.params else f"--{spec.name}"
+            value = edit.get(key)
+            if value is None:
+                if rights.caps[key].value is not None:
+                    edit.set(key, top)
+                    edit.notices.append(f"{name}: {shown} set to {top}, your cap ({limit.rule})")
+                continue
+            if not isinstance(value, int):
+                raise Denied(f"{name}: cannot check {shown} against its cap ({limit.rule})", limit.rule)
+            if value > top:
+                edit.lower(key, shown, value, top, limit.rule)
+
+    def _trace(self, edit: _Edit, rights: Rights) -> None:
+        """The trace caps; limits are filled in when absent, so they always apply (safety rule 6)."""
+        t = rights.trace
+        assert t is not None
+        command = edit.inv.command
+        if t.modules.values is not None:
+            for param in command.params:
+                if param.kind != "funspec":
+                    continue
+                for spec in _values(edit.get(param.key)):
+                    module = spec.module if isinstance(spec, FunSpec) else str(spec)
+                    if not any(matches_glob(module, g) for g in t.modules.values):
+                        raise Denied(
+                            f"trace: module {module} is outside your modules {', '.join(t.modules.values)} "
+                            f"({t.modules.rule})",
+                            t.modules.rule,
+                        )
+        if edit.get(limits.TRACE_RETURN) and not t.allow_return:
+            raise Denied(f"trace --return is not allowed ({t.return_rule})", t.return_rule)
+        pid = edit.get(limits.TRACE_PID)
+        if _label(pid) in (None, limits.TRACE_PID_ALL) and not t.allow_pid_all:
+            raise Denied(
+                f"trace over all processes is not allowed: give --pid PROC, new or existing ({t.pid_all_rule})",
+                t.pid_all_rule,
+            )
+        self._trace_count(edit, limits.TRACE_LIMIT, t.max_messages, t.default_messages)
+        self._trace_count(edit, limits.TRACE_SECONDS, t.max_seconds, t.default_seconds)
+        cap = t.max_rate
+        assert cap.value is not None
+        rate = edit.get(limits.TRACE_RATE)
+        if rate is None:
+            edit.set(limits.TRACE_RATE, (t.default_rate, 1))
+        elif not (isinstance(rate, tuple) and len(rate) == 2 and all(isinstance(x, int) and x > 0 for x in rate)):
+            raise Denied(f"trace: cannot check --rate against its cap ({cap.rule})", cap.rule)
+        elif rate[0] > cap.value * rate[1]:
+            edit.lower(limits.TRACE_RATE, "--rate", rate, (max(int(cap.value * rate[1]), 1), rate[1]), cap.rule)
+
+    def _trace_count(self, edit: _Edit, key: str, cap: Cap, default: int) -> None:
+        assert cap.value is not None
+        top = max(int(cap.value), 1)
+        value = edit.get(key)
+        if value is None:
+            edit.set(key, default)
+        elif not isinstance(value, int):
+            raise Denied(f"trace: cannot check --{key} against its cap ({cap.rule})", cap.rule)
+        elif value > top:
+            edit.lower(key, f"--{key}", value, top, cap.rule)
+
+    def _confirmation(self, inv: Invocation, rights: Rights, nodes: Sequence[str]) -> Confirmation | None:
+        command = inv.command
+        where = _where(nodes)
+        reasons = []
+        if command.name in limits.EXPENSIVE_COMMANDS:
+            reasons.append(limits.EXPENSIVE_COMMANDS[command.name])
+        window = inv.get(limits.WINDOW_KEY)
+        if isinstance(window, int) and window > limits.EXPENSIVE_WINDOW_MS:
+            reasons.append(f"it samples for {window} ms (more than {limits.EXPENSIVE_WINDOW_MS} ms)")
+        if len(nodes) > limits.EXPENSIVE_FANOUT_NODES:
+            reasons.append(f"it runs on {len(nodes)} nodes at once (more than {limits.EXPENSIVE_FANOUT_NODES})")
+        expensive = bool(reasons) and rights.expensive != "allow"
+        if reasons and rights.expensive == "refuse":
+            raise Denied(
+                f"{command.name} is expensive ({'; '.join(reasons)}) and no role granting it allows expensive "
+                f"commands ({rights.expensive_rule})",
+                rights.expensive_rule,
+            )
+        if not (command.privileged or expensive or rights.confirm):
+            return None
+        answer, rules, lines = "yes", [], []
+        if command.privileged:
+            target = next((_values(inv.args.get(p.key)) for p in command.params), [])
+            answer = str(target[0]) if target else command.name
+            lines.append(f"{command.name} {answer} on {where} changes the node: {command.summary}.")
+            rules.append("built-in: privileged commands are always confirmed")
+        if expensive:
+            lines.append(f"{command.name} on {where} is expensive: {'; '.join(reasons)}.")
+            rules.append(rights.expensive_rule)
+        if rights.confirm:
+            lines.append(f"{command.name} on {where} needs your confirmation.")
+            rules.append(rights.confirm_rule)
+        lines.append(f"Cost on the node: {command.cost}")
+        lines.append(f"Type {answer} to run it; anything else cancels.")
+        return Confirmation(prompt="\n".join(lines), answer=answer, rule="; ".join(rules))
+
+
+def _where(nodes: Sequence[str]) -> str:
+    if not nodes:
+        return "the gateway"
+    if len(nodes) == 1:
+        return nodes[0]
+    more = ", ..." if len(nodes) > 3 else ""
+    return f"{len(nodes)} nodes ({', '.join(nodes[:3])}{more})"
+
+
+def _ref_label(ref: Any) -> str | None:
+    if isinstance(ref, NameRef):
+        return ref.name
+    if isinstance(ref, GlobalRef):
+        return f"global:{ref.name}"
+    return None
+
+
+def _label(value: Any) -> str | None:
+    """``--pid`` as text: ``all``, ``new``, a name, or ``None`` when absent."""
+    if value is None:
+        return None
+    if isinstance(value, NameRef):
+        return value.name
+    return str(value)
 
 
 class Policy:
-    """Policies of every configured user; rebuilt on config reload."""
+    """Policies of every configured user; one per config generation (see :mod:`policies.store`)."""
 
     def __init__(self, config: Config, registry: Mapping[str, Command]) -> None:
         self.config = config
         self.registry = registry
+        self.nodes = {node: cluster.name for node, cluster in config.all_nodes()}
 
     def for_user(self, user: str) -> UserPolicy:
+        """The user's policy; an unknown user gets no roles, hence may run nothing."""
         spec = self.config.users.get(user)
         roles = [self.config.roles[r] for r in spec.roles if r in self.config.roles] if spec else []
-        return UserPolicy(user, roles, self.registry)
-
-
-def validate_config(config: Config, registry: Mapping[str, Command] | None = None) -> list[Issue]:
-    """Policy checks for ``beamgate check-config``: roles against the command registry."""
-    if registry is None:
-        from commands import REGISTRY
-
-        registry = REGISTRY
-    issues: list[Issue] = []
-    for role in config.roles.values():
-        for i, pattern in enumerate(role.commands):
-            if not any(matches_glob(name, pattern) for name in registry):
-                issues.append(Issue(f"roles.{role.name}.commands[{i}]", f"matches no command: {pattern!r}"))
-        for i, name in enumerate(role.privileged):
-            if name not in registry:
-                issues.append(Issue(f"roles.{role.name}.privileged[{i}]", f"unknown command {name!r}"))
-    return issues
+        return UserPolicy(user, roles, self.registry, nodes=self.nodes, safety=self.config.safety)

@@ -159,6 +159,18 @@ def test_eval_snippet_with_bindings(target: ErlangNode) -> None:
     asyncio.run(main())
 
 
+def test_snippet_source_is_scanned_as_characters(target: ErlangNode) -> None:
+    """Non-ASCII text in a snippet means what it says: one character, not its UTF-8 bytes."""
+    snippet = Snippet("chars", 'Word = "h\u00e9", {length(Word), unicode:characters_to_binary(Word)}.')
+
+    async def main() -> None:
+        local, remote = gateway_for(target)
+        assert await remote.eval(snippet) == (2, "h\u00e9".encode())
+        local.close()
+
+    asyncio.run(main())
+
+
 def test_atom_count_does_not_grow_with_user_names(target: ErlangNode) -> None:
     """10,000 calls carrying random user-supplied names create no atom on the target."""
     resolve = Snippet(

@@ -5,6 +5,10 @@ Connected Nodes*). The ``*_TT`` variants carry a sequential-trace token that
 beamgate does not use; they decode to their plain counterparts. The
 ``PAYLOAD_*`` variants carry the exit reason as a separate term and decode to
 the same classes as the non-payload ones.
+
+Messages are built for every packet received, so they are slotted (not
+frozen: a frozen dataclass costs about 1 us more to build); nothing
+mutates them.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ UNLINK_ID_ACK = 36
 _EMPTY = Atom("")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """SEND / SEND_SENDER / ALIAS_SEND: ``message`` for ``to`` (a pid or an alias ref)."""
 
@@ -58,7 +62,7 @@ class Send:
     sender: Pid | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RegSend:
     """REG_SEND: ``message`` for the process registered as ``to_name``."""
 
@@ -67,27 +71,27 @@ class RegSend:
     message: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Link:
     sender: Pid
     to: Pid
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnlinkId:
     id: int
     sender: Pid
     to: Pid
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnlinkIdAck:
     id: int
     sender: Pid
     to: Pid
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exit:
     """EXIT (a link broke) or, with ``exit2`` set, EXIT2 (``exit/2`` called on us)."""
 
@@ -97,21 +101,21 @@ class Exit:
     exit2: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MonitorP:
     sender: Pid
     to: Pid | Atom
     ref: Reference
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DemonitorP:
     sender: Pid
     to: Pid | Atom
     ref: Reference
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MonitorPExit:
     """The monitored process ``sender`` (pid or name) ended with ``reason``."""
 
@@ -121,13 +125,13 @@ class MonitorPExit:
     reason: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpawnRequest:
     req_id: Reference
     sender: Pid
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Other:
     """A control message beamgate has no use for (GROUP_LEADER, NODE_LINK, ...)."""
 
@@ -148,31 +152,36 @@ WITH_PAYLOAD = frozenset(
 )  # fmt: skip
 
 
+_SEND_FROM = frozenset({SEND_SENDER_TT, ALIAS_SEND, ALIAS_SEND_TT})
+
+
 def parse(control: Any, payload: Any = None) -> ControlMessage:
     """Turn a decoded control tuple (and its payload term) into a message object."""
     if not isinstance(control, tuple) or not control or not isinstance(control[0], int):
         raise RemoteProtocolError("control message is not a tuple starting with an operation")
     op = control[0]
     try:
-        if op in (SEND, SEND_TT):
-            return Send(control[2], payload)
-        if op in (SEND_SENDER, SEND_SENDER_TT, ALIAS_SEND, ALIAS_SEND_TT):
+        if op == SEND_SENDER:  # what every rex reply is: first
             return Send(control[2], payload, control[1])
-        if op in (REG_SEND, REG_SEND_TT):
+        if op == SEND or op == SEND_TT:
+            return Send(control[2], payload)
+        if op in _SEND_FROM:
+            return Send(control[2], payload, control[1])
+        if op == REG_SEND or op == REG_SEND_TT:
             return RegSend(control[1], control[3], payload)
-        if op in (MONITOR_P_EXIT,):
+        if op == MONITOR_P_EXIT:
             return MonitorPExit(control[1], control[2], control[3], control[4])
         if op == PAYLOAD_MONITOR_P_EXIT:
             return MonitorPExit(control[1], control[2], control[3], payload)
         if op == LINK:
             return Link(control[1], control[2])
-        if op in (EXIT, EXIT_TT):
+        if op == EXIT or op == EXIT_TT:
             return Exit(control[1], control[2], control[-1])
-        if op in (PAYLOAD_EXIT, PAYLOAD_EXIT_TT):
+        if op == PAYLOAD_EXIT or op == PAYLOAD_EXIT_TT:
             return Exit(control[1], control[2], payload)
-        if op in (EXIT2, EXIT2_TT):
+        if op == EXIT2 or op == EXIT2_TT:
             return Exit(control[1], control[2], control[-1], exit2=True)
-        if op in (PAYLOAD_EXIT2, PAYLOAD_EXIT2_TT):
+        if op == PAYLOAD_EXIT2 or op == PAYLOAD_EXIT2_TT:
             return Exit(control[1], control[2], payload, exit2=True)
         if op == MONITOR_P:
             return MonitorP(control[1], control[2], control[3])
@@ -182,7 +191,7 @@ def parse(control: Any, payload: Any = None) -> ControlMessage:
             return UnlinkId(control[1], control[2], control[3])
         if op == UNLINK_ID_ACK:
             return UnlinkIdAck(control[1], control[2], control[3])
-        if op in (SPAWN_REQUEST, SPAWN_REQUEST_TT):
+        if op == SPAWN_REQUEST or op == SPAWN_REQUEST_TT:
             return SpawnRequest(control[1], control[2])
     except IndexError:
         raise RemoteProtocolError(f"control message {op} has too few elements") from None

@@ -107,7 +107,11 @@ async def _exchange(host: str, port: int, request: bytes, timeout: float) -> byt
 async def lookup(host: str, alive: str, *, port: int = EPMD_PORT, timeout: float = 5.0) -> NodeInfo:
     """Ask EPMD on ``host`` for the distribution port of node ``alive``."""
     data = await _exchange(host, port, port_please2_request(alive), timeout)
-    info = parse_port2_response(data) if data else None
+    if not data:
+        raise RemoteProtocolError(
+            f"epmd on {host}:{port} closed the connection without answering (is that port really epmd's?)"
+        )
+    info = parse_port2_response(data)
     if info is None:
         try:
             registered = [name for name, _ in await names(host, port=port, timeout=timeout)]

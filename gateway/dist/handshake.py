@@ -13,7 +13,11 @@ handshake message is preceded by a 2-byte big-endian length, and
    challenge, so the peer proves it holds the cookie too (mutual
    authentication): an impostor that accepts anyone is refused.
 
-After the ack the connection switches to 4-byte packet headers.
+After the ack the connection switches to 4-byte packet headers. Over TLS
+(``inet_tls_dist``) the handshake itself already uses 4-byte headers: OTP
+opens the TLS socket in ``{packet, 4}`` mode (observed on OTP 25: a 2-byte
+header is read as the start of a 4-byte length and the node waits for a
+packet of megabytes until its setup timer fires), hence ``header_size``.
 
 Use::
 
@@ -55,8 +59,9 @@ class PeerInfo:
     creation: int
 
 
-def _packet(body: bytes) -> bytes:
-    return struct.pack(">H", len(body)) + body
+_HEADERS = {2: struct.Struct(">H"), 4: struct.Struct(">I")}
+#: First bytes of a TLS alert or handshake record (content type, major version 3).
+_TLS_RECORDS = (0x15, 0x16)
 
 
 class ClientHandshake:
@@ -69,6 +74,7 @@ class ClientHandshake:
         expected_peer: str,
         *,
         challenge: int | None = None,
+        header_size: int = 2,
     ) -> None:
         if our_flags & dflags.PUBLISHED:
             raise ValueError("beamgate is a hidden node: DFLAG_PUBLISHED must not be set")
@@ -78,6 +84,7 @@ class ClientHandshake:
         self.expected_peer = expected_peer
         self._cookie = cookie
         self._our_challenge = secrets.randbits(32) if challenge is None else challenge
+        self._header = _HEADERS[header_size]
         self._buffer = bytearray()
         self.state = State.SEND_NAME
         self.peer: PeerInfo | None = None
@@ -94,7 +101,7 @@ class ClientHandshake:
             raise RuntimeError("handshake already started")
         self.state = State.AWAIT_STATUS
         name = self.our_name.encode("utf-8")
-        return _packet(b"N" + struct.pack(">QIH", self.our_flags, self.creation, len(name)) + name)
+        return self._packet(b"N" + struct.pack(">QIH", self.our_flags, self.creation, len(name)) + name)
 
     def receive_data(self, data: bytes) -> bytes:
         """Feed bytes from the peer; return the bytes to send back (maybe empty)."""
@@ -132,16 +139,27 @@ class ClientHandshake:
 
     # -- internals -----------------------------------------------------------
 
+    def _packet(self, body: bytes) -> bytes:
+        return self._header.pack(len(body)) + body
+
     def _next_packet(self) -> bytes | None:
-        if len(self._buffer) < 2:
+        size = self._header.size
+        if len(self._buffer) < size:
             return None
-        (length,) = struct.unpack_from(">H", self._buffer)
+        (length,) = self._header.unpack_from(self._buffer)
+        if self.state is State.AWAIT_STATUS and self._buffer[0] in _TLS_RECORDS and self._buffer[1] == 3:
+            self._fail(
+                HandshakeFailed(
+                    f"{self.expected_peer} answered with TLS: it is an inet_tls_dist node "
+                    "(configure tls for its cluster)"
+                )
+            )
         if length > MAX_HANDSHAKE_PACKET:
             self._fail(RemoteProtocolError(f"handshake packet of {length} bytes from {self.expected_peer}"))
-        if len(self._buffer) < 2 + length:
+        if len(self._buffer) < size + length:
             return None
-        packet = bytes(self._buffer[2 : 2 + length])
-        del self._buffer[: 2 + length]
+        packet = bytes(self._buffer[size : size + length])
+        del self._buffer[: size + length]
         if not packet:
             self._fail(RemoteProtocolError("empty handshake packet"))
         return packet
@@ -178,7 +196,7 @@ class ClientHandshake:
             # previous incarnation of this gateway whose loss the peer has not
             # noticed yet. Take over (answer true), as net_kernel does.
             self.state = State.AWAIT_CHALLENGE
-            return _packet(b"strue")
+            return self._packet(b"strue")
         if status == "not_allowed":
             self._fail(HandshakeFailed(f"{peer} does not allow connections from {self.our_name}"))
         if status == "nok":
@@ -197,7 +215,7 @@ class ClientHandshake:
         self._pending_peer = PeerInfo(name, peer_flags, creation)
         self.state = State.AWAIT_ACK
         digest = self._cookie.digest(challenge)
-        return _packet(b"r" + struct.pack(">I", self._our_challenge) + digest)
+        return self._packet(b"r" + struct.pack(">I", self._our_challenge) + digest)
 
     def _on_ack(self, digest: bytes) -> None:
         if not self._cookie.verify(self._our_challenge, digest):

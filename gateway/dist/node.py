@@ -33,7 +33,7 @@ from typing import Any
 from ..secret import Cookie
 from . import control, epmd
 from . import flags as dflags
-from .connection import Connection
+from .connection import MAX_WRITE_BUFFER, Connection, tls_failure
 from .errors import ConnectionRefused, ConnectTimeout, DistError, HandshakeFailed, HostResolutionError, NodeDown
 from .handshake import ClientHandshake
 from .names import NodeName
@@ -58,9 +58,10 @@ class NodeOptions:
     tick_interval: float = 15.0
     tick_timeout: float = 60.0
     max_packet: int = 64 * 1024 * 1024
+    max_write_buffer: int = MAX_WRITE_BUFFER
     mailbox_limit: int = 10_000
+    #: Client-side TLS for ``inet_tls_dist`` clusters (see ``gateway.cluster.tls_context``).
     tls: ssl.SSLContext | None = None
-    tls_verify_hostname: bool = True
 
 
 @dataclass
@@ -108,7 +109,11 @@ class Process:
         if not self.alive:
             return
         if self._on_message is not None:
-            self._on_message(message)
+            try:
+                self._on_message(message)
+            except Exception:  # a bug in one consumer must not take the connection down
+                self.node.dropped += 1
+                log.exception("%r: message handler failed", self)
             return
         if len(self._queue) >= self._limit:
             self.dropped += 1
@@ -125,6 +130,8 @@ class Process:
             return self._queue.popleft()
         if not self.alive:
             raise NodeDown("process has exited")
+        if self._waiter is not None:
+            raise RuntimeError(f"{self!r} already has a receiver waiting")
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
         handle = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
@@ -268,7 +275,13 @@ class LocalNode:
         if pending is None:
             pending = asyncio.ensure_future(self._connect(peer))
             self._connecting[peer] = pending
-            pending.add_done_callback(lambda _f: self._connecting.pop(peer, None))
+
+            def forget(done: asyncio.Future[Connection]) -> None:
+                self._connecting.pop(peer, None)
+                if not done.cancelled():
+                    done.exception()  # retrieved here even if every waiter was cancelled
+
+            pending.add_done_callback(forget)
         return await asyncio.shield(pending)
 
     async def _connect(self, peer: str) -> Connection:
@@ -277,48 +290,66 @@ class LocalNode:
         info = await epmd.lookup(target.host, target.alive, port=opts.epmd_port, timeout=opts.connect_timeout)
         if info.highest_version < 6:
             raise HandshakeFailed(f"{peer} only speaks distribution version {info.highest_version} (OTP < 23)")
-        handshake = ClientHandshake(self.name, dflags.OURS, self.creation, self._cookie, peer)
-        loop = asyncio.get_running_loop()
+        handshake = ClientHandshake(
+            self.name, dflags.OURS, self.creation, self._cookie, peer, header_size=4 if opts.tls else 2
+        )
+        conn: Connection | None = None
 
         def factory() -> Connection:
-            return Connection(
+            nonlocal conn
+            conn = Connection(
                 self,
                 handshake,
                 tick_interval=opts.tick_interval,
                 tick_timeout=opts.tick_timeout,
                 max_packet=opts.max_packet,
+                max_write_buffer=opts.max_write_buffer,
             )
+            return conn
 
         try:
             async with asyncio.timeout(opts.connect_timeout):
-                try:
-                    _transport, conn = await loop.create_connection(
-                        factory,
-                        target.host,
-                        info.port,
-                        ssl=opts.tls,
-                        server_hostname=target.host if opts.tls and opts.tls_verify_hostname else None,
-                    )
-                except ConnectionRefusedError:
-                    raise ConnectionRefused(
-                        f"connection refused by {peer} on port {info.port} (epmd still lists it: "
-                        "the node is starting or stopping, or a firewall rejects the port)"
-                    ) from None
-                except socket.gaierror as exc:
-                    raise HostResolutionError(f"cannot resolve host {target.host!r}: {exc.strerror}") from None
-                except ssl.SSLError as exc:
-                    raise HandshakeFailed(f"TLS handshake with {peer} failed: {exc.reason or exc}") from None
-                except OSError as exc:
-                    raise ConnectionRefused(f"cannot connect to {peer} on port {info.port}: {exc.strerror or exc}") from None
-                peer_info = await conn.ready
-        except TimeoutError:
-            raise ConnectTimeout(f"timed out after {opts.connect_timeout:g}s connecting to {peer}") from None
-        if peer_info.name != peer:
-            conn.close()
-            raise HandshakeFailed(f"asked for {peer} but {peer_info.name} answered")
-        self._peers[peer] = _Peer(conn)
+                await self._open(factory, target, info.port)
+                assert conn is not None
+                await conn.ready
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()  # never leave a half-open connection behind (timeout, cancel)
+            if isinstance(exc, TimeoutError):
+                raise ConnectTimeout(
+                    f"timed out after {opts.connect_timeout:g}s connecting to {peer} on port {info.port} "
+                    "(the node or a firewall is not answering)"
+                ) from None
+            raise
         log.info("connected to %s (hidden, as %s)", peer, self.name)
         return conn
+
+    async def _open(self, factory: Callable[[], Connection], target: NodeName, port: int) -> None:
+        """TCP (or TLS) connect to the node's distribution port, with each failure diagnosed."""
+        opts = self.options
+        peer = str(target)
+        try:
+            await asyncio.get_running_loop().create_connection(
+                factory,
+                target.host,
+                port,
+                ssl=opts.tls,  # the host name is checked iff the context says so (check_hostname)
+            )
+        except ConnectionRefusedError:
+            raise ConnectionRefused(
+                f"connection refused by {peer} on port {port}: epmd lists the node but nothing listens there "
+                "(the node is stopping or hung, or a firewall rejects the port)"
+            ) from None
+        except socket.gaierror as exc:
+            raise HostResolutionError(f"cannot resolve host {target.host!r}: {exc.strerror}") from None
+        except ssl.SSLError as exc:
+            raise tls_failure(peer, exc) from None
+        except OSError as exc:
+            raise ConnectionRefused(f"cannot connect to {peer} on port {port}: {exc.strerror or exc}") from None
+
+    def connection_up(self, conn: Connection) -> None:
+        """Called by a connection when its handshake completes, before it dispatches anything."""
+        self._peers[conn.peer_name] = _Peer(conn)
 
     def connection_closed(self, conn: Connection, reason: DistError) -> None:
         """Called by a connection when it goes away: fire noconnection everywhere."""
@@ -389,7 +420,11 @@ class LocalNode:
             assert isinstance(msg, control.DemonitorP)
             entry = self._peers.get(conn.peer_name)
             if entry is not None and isinstance(msg.to, Pid):
-                entry.monitored_by.get(msg.to.id, {}).pop(msg.ref, None)
+                watchers = entry.monitored_by.get(msg.to.id)
+                if watchers is not None:
+                    watchers.pop(msg.ref, None)
+                    if not watchers:
+                        del entry.monitored_by[msg.to.id]
         elif kind is control.Link:
             assert isinstance(msg, control.Link)
             proc = self._local(msg.to)
@@ -406,9 +441,12 @@ class LocalNode:
         elif kind is control.Exit:
             assert isinstance(msg, control.Exit)
             proc = self._local(msg.to)
-            if proc is not None:
-                if not msg.exit2:
-                    proc.links.discard(msg.sender)
+            if proc is None:
+                self.dropped += 1
+            elif msg.exit2:
+                proc.deliver((EXIT, msg.sender, msg.reason))
+            elif msg.sender in proc.links:  # a link exit for a link we do not hold is ignored, as erts does
+                proc.links.discard(msg.sender)
                 proc.deliver((EXIT, msg.sender, msg.reason))
         elif kind is control.SpawnRequest:
             assert isinstance(msg, control.SpawnRequest)

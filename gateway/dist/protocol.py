@@ -79,34 +79,35 @@ class DistProtocol:
             del buf[:pos]
 
     def parse_packet(self, packet: bytes) -> control.ControlMessage:
+        """Parse one non-empty packet: ``112 ControlMessage [Message]``."""
         if packet[0] != PASS_THROUGH:
             raise RemoteProtocolError(
                 f"packet type {packet[0]} (expected pass-through 112; distribution header not negotiated)"
             )
+        decoder = etf.Decoder(packet, max_depth=self.max_depth, max_inflated=self.max_packet)
         try:
-            ctrl, pos = etf.decode_prefix(packet, 1, max_depth=self.max_depth, max_inflated=self.max_packet)
+            ctrl, pos = decoder.versioned(1)
             payload: Any = None
             if pos < len(packet):
-                payload, pos = etf.decode_prefix(packet, pos, max_depth=self.max_depth, max_inflated=self.max_packet)
-            if pos != len(packet):
-                raise RemoteProtocolError(f"{len(packet) - pos} stray bytes after a control message")
+                payload, pos = decoder.versioned(pos)
+                if pos != len(packet):
+                    raise RemoteProtocolError(f"{len(packet) - pos} stray bytes after a message")
         except etf.DecodeError as exc:
             raise RemoteProtocolError(f"malformed term from peer: {exc}") from None
         message = control.parse(ctrl, payload)
-        if payload is None and isinstance(ctrl, tuple) and ctrl and ctrl[0] in control.WITH_PAYLOAD:
+        if payload is None and ctrl[0] in control.WITH_PAYLOAD:
             raise RemoteProtocolError(f"control message {ctrl[0]} without its payload")
         return message
 
     @staticmethod
-    def encode(ctrl: tuple[Any, ...], payload: Any = None, *, with_payload: bool = False) -> bytes:
+    def encode(ctrl: Any, payload: Any = None, *, with_payload: bool = False) -> bytes:
         """One outgoing packet: length, 112, control term and optional payload term."""
-        parts: list[bytes] = [b"", b"p"]
+        parts: list[bytes] = [b"p"]
         try:
             etf.encode_into(ctrl, parts)
             if with_payload or payload is not None:
                 etf.encode_into(payload, parts)
         except etf.EncodeError as exc:
             raise LocalProtocolError(str(exc)) from None
-        size = sum(map(len, parts))
-        parts[0] = _LEN.pack(size)
-        return b"".join(parts)
+        body = b"".join(parts)
+        return _LEN.pack(len(body)) + body
