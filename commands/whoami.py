@@ -6,28 +6,23 @@ from typing import Any
 
 from .context import Context
 from .format import key_values
+from .policy import render_permissions
 from .spec import Command, Invocation
 
 
 async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
     ident = ctx.identity
+    permissions = dict(ctx.policy.describe())
     return {
         "user": ident.user,
-        "roles": list(ident.roles),
+        # the roles in force now (a config reload may have changed them since login)
+        "roles": list(permissions.get("roles", ident.roles)),
         "key_fingerprint": ident.key_fingerprint,
         "login": dict(ctx.extras.get("login", {})),
         "session": ident.session_id,
         "client": ident.client,
-        "permissions": dict(ctx.policy.describe()),
+        "permissions": permissions,
     }
-
-
-def _listed(value: Any) -> str:
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return ", ".join(str(v) for v in value) or "-"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_listed(v)}" for k, v in value.items()) or "-"
-    return str(value)
 
 
 def render(me: dict[str, Any], inv: Invocation) -> str:
@@ -39,13 +34,12 @@ def render(me: dict[str, Any], inv: Invocation) -> str:
         how += f", forced command: {login['force_command']}"
     pairs = [
         ("user", me["user"]),
-        ("roles", _listed(me["roles"])),
+        ("roles", ", ".join(me["roles"]) or "none"),
         ("key", me["key_fingerprint"]),
-        ("login", how),
+        ("login", f"{how} (as {login['as']})" if login.get("as") else how),
         ("session", f"{me['session']} from {me['client']}"),
     ]
-    pairs += [(k, _listed(v)) for k, v in me["permissions"].items() if k not in ("user", "roles")]
-    return key_values(pairs)
+    return key_values(pairs) + "\n\n" + render_permissions(me["permissions"])
 
 
 COMMAND = Command(
@@ -53,7 +47,8 @@ COMMAND = Command(
     summary="your user, roles, key fingerprint and what you may run where",
     shows=(
         "The user the gateway identified from your key or certificate, your roles, the key's SHA256 "
-        "fingerprint, how you logged in, and your effective permissions (commands and node patterns)."
+        "fingerprint, how you logged in, and your effective permissions: each command you may run with "
+        "its nodes and caps, then what is refused and why (the same text as policy)."
     ),
     when="When a command is denied and you want to know why, or to check which key an agent offered.",
     cost="None: nothing is sent to any node.",

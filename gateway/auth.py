@@ -92,10 +92,11 @@ class KeyDirectory:
             self._cas[bytes(key.public_data)] = key
 
     @classmethod
-    def from_config(cls, config: Config) -> KeyDirectory:
+    def from_config(cls, config: Config, users: Config | None = None) -> KeyDirectory:
+        """From ``[server]`` of ``config`` and the ``[users]`` of ``users`` (a reloaded config) or ``config``."""
         return cls(
             config.server.login,
-            {name: user.keys for name, user in config.users.items()},
+            {name: user.keys for name, user in (users or config).users.items()},
             config.server.trusted_user_ca_keys,
         )
 

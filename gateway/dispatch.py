@@ -6,11 +6,13 @@ For every line, in this order and nowhere else:
    names the problem);
 2. **resolve the node**: ``--node N``, else the ``use``d node, else the only
    configured node; an unknown node is a usage error. With ``--nodes GLOB``
-   (commands declared ``fanout``) every configured node matching GLOB that
-   the user may use;
-3. **policy**: ``UserPolicy.check(invocation, node)`` returns a
-   :class:`~policies.Decision` whose ``invocation`` (possibly with values
-   lowered to a cap) is what runs, or raises :class:`~policies.Denied`;
+   (commands declared ``fanout``) the policy picks the nodes;
+3. **policy**: ``UserPolicy.check(invocation, node)`` (the user's policy
+   under the config generation in force) returns a :class:`~policies.Decision`:
+   its ``invocation`` (values possibly lowered to a cap, each with a notice
+   shown first) is what runs, on exactly its ``nodes``, after the user has
+   typed its confirmation if it asks for one (only the interactive shell can:
+   elsewhere that is a denial); or it raises :class:`~policies.Denied`;
 4. **run**: a fresh owner process on the node's cluster
    :class:`~gateway.dist.node.LocalNode` and a
    :class:`~gateway.target.BoundedTarget` per command, so closing the owner
@@ -48,12 +50,11 @@ from commands import REGISTRY
 from commands.context import Context, Identity
 from commands.errors import CommandError
 from commands.format import sanitize
-from commands.grammar import UsageError, matches_glob, parse_line
+from commands.grammar import UsageError, parse_line
 from commands.spec import Command, Invocation
-from policies import Denied, UserPolicy
+from policies import Decision, Denied, UserPolicy
 
 from .audit import AuditError
-from .config import SafetyConfig
 from .dist.errors import DistError
 from .recording import RecordingError
 from .session_state import AuditTrail, SessionState
@@ -135,19 +136,15 @@ class Dispatcher:
         self,
         *,
         identity: Identity,
-        policy: UserPolicy,
         state: SessionState,
-        safety: SafetyConfig,
         audit: AuditTrail,
         registry: Mapping[str, Command] = REGISTRY,
         extras: Mapping[str, Any] | None = None,
         confirm: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.identity = identity
-        self.policy = policy
         self.state = state
         self.clusters = state.clusters
-        self.safety = safety
         self.audit = audit
         self.registry = registry
         self.extras = dict(extras or {})
@@ -179,11 +176,15 @@ class Dispatcher:
             if inv is None:
                 return EMPTY
             fields["command"] = inv.name
+            policy = self.state.policy  # the generation in force now (SIGHUP reloads apply per command)
+            decision = self._decide(policy, inv, output, fields)
+            if not await self._confirmed(decision, output, fields):
+                return Outcome(EXIT_FAILED, "cancelled")
             if inv.nodes_glob is not None:
-                results = await self._fan_out(inv, output, fields)
+                results = await self._fan_out(policy, decision, output, fields)
                 outcome = Outcome(EXIT_FAILED, "error") if any(r.error for r in results) else Outcome(EXIT_OK, "ok")
             else:
-                await self._single(inv, output, fields)
+                await self._single(policy, decision, output)
                 outcome = Outcome(EXIT_OK, "ok")
         except UsageError as exc:
             output.err(f"usage: {one_line(exc)}")
@@ -209,10 +210,11 @@ class Dispatcher:
             fields["error"] = f"internal: {type(exc).__name__}: {exc}"
         return outcome
 
-    # -- one node ----------------------------------------------------------------------
+    # -- deciding ----------------------------------------------------------------------
 
     def _node_for(self, inv: Invocation) -> str | None:
-        if not inv.command.remote:
+        """The node a single-node remote command runs on: ``--node``, the ``use``d one, or the only one."""
+        if not inv.command.remote or inv.nodes_glob is not None:
             return None
         node = inv.node or self.state.default_node()
         if node is None:
@@ -223,30 +225,62 @@ class Dispatcher:
             raise UsageError(f"{inv.name}: unknown node {node}; nodes lists the nodes you may use", inv.command)
         return node
 
-    async def _single(self, inv: Invocation, output: Output, fields: dict[str, Any]) -> None:
+    def _decide(self, policy: UserPolicy, inv: Invocation, output: Output, fields: dict[str, Any]) -> Decision:
+        """The policy's decision; its notices (lowered values) are shown before anything runs."""
+        if inv.nodes_glob is not None and inv.command.streaming:
+            raise UsageError(f"{inv.name} streams its output and runs on one node at a time", inv.command)
         node = self._node_for(inv)
         fields["node"] = node
-        decision = self.policy.check(inv, node)
-        fields["decision"] = decision.rule
+        decision = policy.check(inv, node)
+        fields["decision"] = decision.audit
+        if decision.invocation.clamped:
+            fields["clamped"] = {k: list(v) for k, v in decision.invocation.clamped.items()}
+        for notice in decision.notices:
+            output.err(f"note: {notice}")
+        return decision
+
+    async def _confirmed(self, decision: Decision, output: Output, fields: dict[str, Any]) -> bool:
+        """Ask for the policy's confirmation, if any; only the exact answer runs the command."""
+        confirm = decision.confirm
+        if confirm is None:
+            return True
+        fields["confirmation"] = confirm.rule
+        if self.confirm is None:
+            raise Denied(
+                f"{decision.invocation.name} needs a typed confirmation ({confirm.rule}); "
+                "run it from the interactive shell (ssh with a terminal, no command)",
+                confirm.rule,
+            )
+        answer = await self.confirm(confirm.prompt + "\n> ")
+        fields["confirmed"] = answer is not None and answer.strip() == confirm.answer
+        if not fields["confirmed"]:
+            output.err("cancelled: nothing was sent")
+        return bool(fields["confirmed"])
+
+    # -- one node ----------------------------------------------------------------------
+
+    async def _single(self, policy: UserPolicy, decision: Decision, output: Output) -> None:
         run = decision.invocation
-        self._note_clamped(run, output, fields)
+        node = decision.nodes[0] if decision.nodes else None
         events = STREAM_EVENTS.get(run.name)
         if events is None:
-            result = await self._run(run, node, output)
+            result = await self._run(policy, run, node, output)
         else:
-            result = await self._bracketed(events, run, node, output)
+            result = await self._bracketed(events, policy, run, node, output)
         if run.json:
             output.out(json_text(run.command.to_json(result, run)) + "\n")
         else:
             _print(output, run.command.render(result, run))
 
-    async def _bracketed(self, events: tuple[str, str], inv: Invocation, node: str | None, output: Output) -> Any:
+    async def _bracketed(
+        self, events: tuple[str, str], policy: UserPolicy, inv: Invocation, node: str | None, output: Output
+    ) -> Any:
         """Run a streaming command between its start and stop audit events."""
         spec = " ".join(str(v) for v in inv.args.get("spec") or ())
         self.audit.emit(events[0], node=node, line=inv.line, spec=spec, **self.audit.position())
         stop: dict[str, Any] = {"reason": "error"}
         try:
-            result = await self._run(inv, node, output)
+            result = await self._run(policy, inv, node, output)
         except asyncio.CancelledError:
             stop["reason"] = "interrupted"
             raise
@@ -263,22 +297,16 @@ class Dispatcher:
 
     # -- many nodes --------------------------------------------------------------------
 
-    async def _fan_out(self, inv: Invocation, output: Output, fields: dict[str, Any]) -> list[_Result]:
-        glob = inv.nodes_glob or ""
-        nodes = [n for n in self.clusters.node_names() if matches_glob(n, glob) and self.policy.may_use_node(n)]
-        if not nodes:
-            raise UsageError(f"{inv.name}: no node you may use matches {glob}", inv.command)
-        if inv.command.streaming:
-            raise UsageError(f"{inv.name} streams its output and runs on one node at a time", inv.command)
-        fields["nodes"] = nodes
-        decisions = [(n, self.policy.check(inv, n)) for n in nodes]
-        fields["decision"] = sorted({d.rule for _, d in decisions})
-        for _, d in decisions:
-            self._note_clamped(d.invocation, output, fields)
-        results = await asyncio.gather(*(self._one_of_many(n, d.invocation) for n, d in decisions))
+    async def _fan_out(
+        self, policy: UserPolicy, decision: Decision, output: Output, fields: dict[str, Any]
+    ) -> list[_Result]:
+        """Run on every node the decision names, concurrently; one section (or JSON key) per node."""
+        run = decision.invocation
+        fields["nodes"] = list(decision.nodes)
+        results = await asyncio.gather(*(self._one_of_many(policy, n, run) for n in decision.nodes))
         fields["node_outcomes"] = {r.node: "error" if r.error else "ok" for r in results}
-        if inv.json:
-            doc = {r.node: {"error": r.error} if r.error else inv.command.to_json(r.value, inv) for r in results}
+        if run.json:
+            doc = {r.node: {"error": r.error} if r.error else run.command.to_json(r.value, run) for r in results}
             output.out(json_text(doc) + "\n")
             return results
         for r in results:
@@ -286,25 +314,25 @@ class Dispatcher:
             if r.error:
                 output.out(f"error: {sanitize(r.error)}\n")
             else:
-                _print(output, inv.command.render(r.value, inv))
+                _print(output, run.command.render(r.value, run))
         return results
 
-    async def _one_of_many(self, node: str, inv: Invocation) -> _Result:
+    async def _one_of_many(self, policy: UserPolicy, node: str, inv: Invocation) -> _Result:
         try:
-            return _Result(node, await self._run(inv, node, None))
+            return _Result(node, await self._run(policy, inv, node, None))
         except (CommandError, TargetError, DistError) as exc:
             return _Result(node, error=str(exc))
 
     # -- running -----------------------------------------------------------------------
 
-    async def _run(self, inv: Invocation, node: str | None, output: Output | None) -> Any:
+    async def _run(self, policy: UserPolicy, inv: Invocation, node: str | None, output: Output | None) -> Any:
         """Run ``inv`` on ``node`` under a fresh owner process, closed whatever happens."""
         ctx = Context(
             identity=self.identity,
             registry=self.registry,
             session=self.state,
-            policy=self.policy,
-            safety=self.safety,
+            policy=policy,
+            safety=policy.safety,
             confirm=self.confirm,
             extras=dict(self.extras),
         )
@@ -315,7 +343,7 @@ class Dispatcher:
         cluster = self.clusters.cluster_of(node)
         owner = cluster.local.spawn()
         try:
-            ctx.target = BoundedTarget(cluster.nodes[node], owner, self.safety)
+            ctx.target = BoundedTarget(cluster.nodes[node], owner, policy.safety)
             return await inv.command.run(ctx, inv)
         finally:
             owner.close()
@@ -328,12 +356,6 @@ class Dispatcher:
                 _print(output, inv.command.render(event, inv))
 
         return emit
-
-    def _note_clamped(self, inv: Invocation, output: Output, fields: dict[str, Any]) -> None:
-        for name, (asked, granted) in inv.clamped.items():
-            output.err(f"note: {name} lowered from {asked} to {granted} by your policy")
-        if inv.clamped:
-            fields["clamped"] = {k: list(v) for k, v in inv.clamped.items()}
 
 
 def _print(output: Output, text: str) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 import asyncssh
 
 from commands import REGISTRY
-from policies import Policy
+from policies import PolicyStore, ReloadResult
 
 from .audit import AuditLog
 from .auth import KeyDirectory, Login, LoginThrottle, Refusal
@@ -95,7 +95,8 @@ class Gateway:
         self.cookies: list[Cookie] = list(cookies.values())
         self.clusters = Clusters(Cluster(c, cookies[name]) for name, c in config.clusters.items())
         self.keys = KeyDirectory.from_config(config)
-        self.policy = Policy(config, REGISTRY)
+        #: Users, roles and safety: reloaded on SIGHUP (see :meth:`reload`).
+        self.policies = PolicyStore(config, REGISTRY)
         s = config.server
         self.throttle = LoginThrottle(s.auth_max_failures, s.auth_failure_window, s.auth_lockout)
         self.audit = AuditLog(config.audit, self.redact)
@@ -172,6 +173,19 @@ class Gateway:
             self._retention.cancel()
         self.clusters.close()
         self.audit.emit("server_stop", reason=reason)
+
+    def reloaded(self, result: ReloadResult) -> None:
+        """After :meth:`PolicyStore.reload` (SIGHUP): audit it; the users' keys apply to the next login."""
+        if result.ok:  # [server] waits for a restart; users and their keys apply to the next login
+            self.keys = KeyDirectory.from_config(self.config, users=self.policies.config)
+        self.audit.emit(
+            "config_reload",
+            ok=result.ok,
+            generation=result.generation,
+            message=result.message,
+            issues=[str(i) for i in result.issues],
+            restart_needed=list(result.restart_needed),
+        )
 
     def next_connection_id(self) -> str:
         return f"{secrets.token_hex(3)}{next(self._ids):x}"

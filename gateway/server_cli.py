@@ -1,4 +1,4 @@
-"""``beamgate serve --config FILE``: run the bastion until SIGINT or SIGTERM."""
+"""``beamgate serve --config FILE``: run the bastion until SIGINT or SIGTERM; SIGHUP reloads the policy."""
 
 from __future__ import annotations
 
@@ -38,11 +38,13 @@ async def run_gateway(config: Config, on_ready: Callable[[str, int, str], None] 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    unwatch = gateway.policies.watch_sighup(loop, gateway.reloaded)  # users, roles, safety: no restart
     if on_ready is not None:
         on_ready(host, port, gateway.host_key_fingerprint)
     try:
         await stop.wait()
     finally:
+        unwatch()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await gateway.stop()

@@ -290,16 +290,13 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         from .shell import Shell
         from .shell_lines import LineShell
 
-        login = self.login
-        policy = self.gateway.policy.for_user(self.user)
-        state = SessionState(policy, self.gateway.clusters)
-        roles = tuple(r.name for r in policy.roles)
-        identity = Identity(self.user, roles, login.key_fingerprint, self.id, self.connection.client)
+        login, user, policies = self.login, self.user, self.gateway.policies
+        state = SessionState(lambda: policies.for_user(user), self.gateway.clusters)
+        roles = tuple(r.name for r in state.policy.roles)
+        identity = Identity(user, roles, login.key_fingerprint, self.id, self.connection.client)
         dispatcher = Dispatcher(
             identity=identity,
-            policy=policy,
             state=state,
-            safety=self.gateway.config.safety,
             audit=trail,
             extras={"login": {**login.describe(), "as": self.connection.login_name}},
         )

@@ -3,7 +3,9 @@
 :class:`SessionState` is the :class:`commands.context.SessionView` that
 ``use``, ``nodes`` and ``whoami`` see: the current node, the configured nodes
 this user may use (decided by the policy engine's ``may_use_node``), and
-their reachability. :class:`AuditTrail` stamps every audit event of the
+their reachability. It asks for the user's policy afresh each time
+(:attr:`SessionState.policy`), so a config reload (SIGHUP) applies to a
+running session from its next command. :class:`AuditTrail` stamps every audit event of the
 session with the same ``user``, ``session``, ``client`` and
 ``key_fingerprint`` and knows where in the recording the session is, so a
 ``command`` event can point at the bytes it produced.
@@ -14,12 +16,13 @@ Both are shared by the shell and exec mode, and neither knows about SSH.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from commands.context import NodeStatus
 from commands.grammar import UsageError
 from policies import Denied, UserPolicy
+from policies.rights import paths
 
 from .audit import AuditLog
 from .cluster import Clusters
@@ -53,11 +56,16 @@ class AuditTrail:
 class SessionState:
     """The session-level view for commands: current node, usable nodes, exit."""
 
-    def __init__(self, policy: UserPolicy, clusters: Clusters) -> None:
-        self.policy = policy
+    def __init__(self, policy: Callable[[], UserPolicy], clusters: Clusters) -> None:
+        self._policy = policy
         self.clusters = clusters
         self._current: str | None = None
         self.exit_requested = False
+
+    @property
+    def policy(self) -> UserPolicy:
+        """The user's policy under the config generation in force now."""
+        return self._policy()
 
     @property
     def current_node(self) -> str | None:
@@ -73,12 +81,14 @@ class SessionState:
     def select_node(self, name: str) -> None:
         if name not in self.clusters.node_names():
             raise UsageError(f"unknown node {name}; nodes lists the nodes you may use")
-        if not self.policy.may_use_node(name):
-            raise Denied(f"{self.policy.user} may not use node {name}", "nodes")
+        policy = self.policy
+        if not policy.may_use_node(name):
+            rule = paths(policy.roles, "nodes") or f"users.{policy.user}.roles"
+            raise Denied(f"{policy.user} may not use node {name} (no role's nodes pattern matches it: {rule})", rule)
         self._current = name
 
     def allowed_nodes(self) -> Sequence[str]:
-        return [n for n in self.clusters.node_names() if self.policy.may_use_node(n)]
+        return self.policy.usable_nodes()
 
     async def node_status(self, names: Sequence[str]) -> list[NodeStatus]:
         """Connect to each node (concurrently) and learn its OTP release."""

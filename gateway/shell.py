@@ -71,7 +71,7 @@ class Shell:
         self.identity = identity
         self.term_type = term_type
         self.foreground = Foreground(dispatcher, TerminalOutput(terminal, errors_to_stderr=False))
-        self.completer = RegistryCompleter(dispatcher.registry, dispatcher.policy.may_run, state.allowed_nodes)
+        self.completer = RegistryCompleter(dispatcher.registry, lambda: state.policy)
         dispatcher.confirm = self._confirm
         self._pipe: PipeInput | None = None
         self._early: list[str] = []

@@ -63,7 +63,7 @@ def test_a_good_config_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         ),
         (
             '[roles.contractor]\ncommands = ["info", "frobnicate"]\nnodes = ["*"]\n',
-            "error: roles.contractor.commands[1]: matches no command: 'frobnicate'",
+            "error: roles.contractor.commands[1]: unknown command 'frobnicate'",
         ),
     ],
 )

@@ -1,8 +1,9 @@
-"""The dispatcher without SSH: node resolution, fan-out, policy values, streaming, errors, cancellation.
+"""The dispatcher without SSH: node resolution, fan-out, policy values, confirmations, streaming,
+errors, cancellation.
 
-Real target nodes and the real cluster layer; the only stand-ins are a few
-test commands (a unit boundary: the registry is an argument) and a policy
-that lowers a value, to see that what runs is the decision's invocation.
+Real target nodes, the real cluster layer and the real policy engine; the
+only stand-ins are a few test commands (a unit boundary: the registry is an
+argument), so that what runs is seen to be the decision's invocation.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from gateway.dispatch import Dispatcher, Outcome
 from gateway.dist.rpc import Snippet
 from gateway.session_state import AuditTrail, SessionState
 from gateway.target import TargetError
-from policies import Decision, Denied, Policy, UserPolicy
+from policies import Denied, Policy
 from tests.support.erlang import ErlangNode, otp25, short_host, wait_until
 from tests.support.ssh import keygen, write_gateway_config
 
@@ -105,17 +106,6 @@ TEST_COMMANDS = {
 REGISTRY_FOR_TESTS = {**REGISTRY, **TEST_COMMANDS}
 
 
-class Lowering(UserPolicy):
-    """Grants everything, but caps ``echo N`` at 10: the engine's clamping, from the outside."""
-
-    def check(self, inv: Invocation, node: str | None) -> Decision:
-        decision = super().check(inv, node)
-        if inv.name == "echo" and inv.args["n"] > 10:
-            lowered = replace(inv, args={**inv.args, "n": 10}, clamped={"N": (inv.args["n"], 10)})
-            return Decision(lowered, decision.rule)
-        return decision
-
-
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ErlangNode]]:
     runtime = otp25()
@@ -136,10 +126,11 @@ def config(nodes: list[ErlangNode], tmp_path_factory: pytest.TempPathFactory) ->
         d,
         cookie_file=nodes[0].cookie_file,
         nodes=[nodes[0].name, nodes[1].name, f"ghost@{short_host()}"],
-        users={"alice": ([key], ["sre"]), "bob": ([key], ["one"])},
+        users={"alice": ([key], ["sre"]), "bob": ([key], ["one"]), "carol": ([key], ["careful"])},
         roles=(
-            '[roles.sre]\ncommands = ["*"]\nnodes = ["*"]\n'
+            '[roles.sre]\ncommands = ["*"]\nnodes = ["*"]\n[roles.sre.args.echo]\nmax_n = 10\n'
             f'[roles.one]\ncommands = ["*"]\nnodes = ["{nodes[0].name}"]\n'
+            '[roles.careful]\ncommands = ["*"]\nnodes = ["*"]\n[roles.careful.args.echo]\nconfirm = true\n'
         ),
     )
     return load_config(path)
@@ -154,21 +145,19 @@ def run(config: Config, tmp_path: Path) -> Iterator[Run]:
     clusters = Clusters.from_config(config)
     audit = AuditLog(AuditConfig(tmp_path / "audit.jsonl"))
 
-    def dispatcher(user: str) -> Dispatcher:
+    def dispatcher(user: str, confirm: Any = None) -> Dispatcher:
         policy = Policy(config, REGISTRY_FOR_TESTS).for_user(user)
-        policy.__class__ = Lowering
         return Dispatcher(
             identity=Identity(user, ("sre",), "SHA256:test", "s1", "127.0.0.1:1"),
-            policy=policy,
-            state=SessionState(policy, clusters),
-            safety=config.safety,
+            state=SessionState(lambda: policy, clusters),
             audit=AuditTrail(audit, user=user, session="s1"),
             registry=REGISTRY_FOR_TESTS,
+            confirm=confirm,
         )
 
-    def run_line(line: str, user: str = "alice") -> tuple[Outcome, Captured]:
+    def run_line(line: str, user: str = "alice", confirm: Any = None) -> tuple[Outcome, Captured]:
         out = Captured()
-        outcome = loop.run_until_complete(dispatcher(user).run_line(line, out))
+        outcome = loop.run_until_complete(dispatcher(user, confirm).run_line(line, out))
         return outcome, out
 
     run_line.loop = loop  # type: ignore[attr-defined]
@@ -205,15 +194,41 @@ def test_fan_out_runs_on_every_matching_node_and_reports_each(run: Run, nodes: l
     assert outcome.status == 0 and list(json.loads(out.stdout)) == [nodes[0].name]
 
     outcome, out = run("info --nodes 'nomatch*'")
-    assert (outcome.status, out.stderr) == (2, "usage: info: no node you may use matches nomatch*\n")
+    assert (outcome.status, out.stderr) == (2, "usage: --nodes nomatch* matches no configured node; try nodes\n")
 
 
 def test_what_runs_is_the_policy_decision(run: Run) -> None:
     outcome, out = run("echo 500")
     assert outcome.status == 0
     assert json.loads(out.stdout) == {"n": 10}
-    assert out.stderr == "note: N lowered from 500 to 10 by your policy\n"
-    assert audit_events(run)[-1]["clamped"] == {"N": [500, 10]}
+    assert out.stderr == "note: echo: N lowered from 500 to 10 (roles.sre.args.echo.max_n)\n"
+    event = audit_events(run)[-1]
+    assert event["clamped"] == {"n": [500, 10]}
+    assert event["decision"] == "allowed by roles.sre.commands; n 500->10"
+
+
+def test_confirmations_are_asked_and_only_the_exact_answer_runs(run: Run) -> None:
+    asked: list[str] = []
+
+    def answering(answer: str | None) -> Any:
+        async def confirm(prompt: str) -> str | None:
+            asked.append(prompt)
+            return answer
+
+        return confirm
+
+    outcome, out = run("echo 5", user="carol", confirm=answering("yes"))
+    assert (outcome.status, json.loads(out.stdout)) == (0, {"n": 5})
+    assert "echo on the gateway needs your confirmation." in asked[0] and "Type yes to run it" in asked[0]
+    assert audit_events(run)[-1]["confirmed"] is True
+
+    outcome, out = run("echo 5", user="carol", confirm=answering("y"))
+    assert (outcome.kind, out.stdout, out.stderr) == ("cancelled", "", "cancelled: nothing was sent\n")
+    assert audit_events(run)[-1]["confirmed"] is False
+
+    outcome, out = run("echo 5", user="carol")  # exec mode: nobody can answer
+    assert outcome.status == 3
+    assert out.stderr.startswith("denied: echo needs a typed confirmation (roles.careful.args.echo.confirm)")
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_success_exits_0_with_the_result_on_stdout(setup, node: ErlangNode) -> N
     assert me["user"] == "alice"
     assert me["roles"] == ["sre"]
     assert me["key_fingerprint"] == alice.key.fingerprint()
-    assert "info" in me["permissions"]["commands"]
+    assert "info" in [c["name"] for c in me["permissions"]["commands"]]
 
     r = alice.run("info", "--json", "--node", node.name)
     assert r.returncode == 0, r.stderr
@@ -123,12 +123,12 @@ def test_denied_exits_3_and_is_audited_with_its_rule(setup, gw: GatewayThread, n
     assert (r.returncode, r.stdout) == (3, "")
     assert r.stderr.startswith("denied: ") and r.stderr.count("\n") == 1, r.stderr
     event = gw.wait_audit("denied", lambda e: e["user"] == "bob" and e["command"] == "info")
-    assert event["rule"] == "commands"
+    assert event["rule"] == "roles.reader.commands"
     assert event["node"] == node.name
 
     r = client(setup, "carol").run("info", "--node", node.name)
-    assert r.returncode == 3 and "may not use node" in r.stderr
-    assert gw.wait_audit("denied", lambda e: e["user"] == "carol")["rule"] == "nodes"
+    assert r.returncode == 3 and f"carol may not run info on {node.name}" in r.stderr
+    assert gw.wait_audit("denied", lambda e: e["user"] == "carol")["rule"] == "roles.fenced.nodes"
 
     r = client(setup, "carol").run("use", node.name)
     assert r.returncode == 3 and r.stderr.startswith("denied: ")
@@ -147,7 +147,7 @@ def test_every_exec_is_audited_and_recorded(setup, gw: GatewayThread, node: Erla
     assert r.returncode == 0
     event = gw.wait_audit("command", lambda e: e["user"] == "alice" and e["line"] == f"info --node {node.name}")
     assert event["node"] == node.name
-    assert event["decision"] == "roles.sre.commands"
+    assert event["decision"] == "allowed by roles.sre.commands"
     assert event["outcome"] == "ok"
     assert event["status"] == 0
     assert isinstance(event["duration_ms"], int)
@@ -176,7 +176,7 @@ def test_exec_with_a_pty_sends_crlf(setup) -> None:
     argv = client(setup, "alice").argv("whoami", options=["-tt"])
     r = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
     assert r.returncode == 0
-    assert b"user:     alice\r\nroles:" in r.stdout
+    assert b"alice\r\nroles:" in r.stdout
 
 
 def test_login_under_ones_own_name(setup) -> None:

@@ -1,4 +1,4 @@
-"""Completion candidates come from the registry, filtered by what the user may run (pure unit tests)."""
+"""Completion candidates come from the registry, filtered by the policy's answers (pure unit tests)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,26 @@ from gateway.shell_completion import candidates
 NODES = ["app@host1", "app@host2", "db@host3"]
 
 
-def everything(name: str) -> bool:
-    return True
+class Answers:
+    """The three questions completion asks the policy engine, answered from fixed data."""
+
+    def __init__(self, runs=lambda n: True, nodes=NODES, allow=None):  # type: ignore[no-untyped-def]
+        self.runs, self.nodes, self.allow = runs, nodes, allow or {}
+        self.asked_nodes_for: list[str | None] = []
+
+    def may_run(self, command: str) -> bool:
+        return bool(self.runs(command))
+
+    def usable_nodes(self, command: str | None = None) -> list[str]:
+        self.asked_nodes_for.append(command)
+        return list(self.nodes)
+
+    def allowed_values(self, command: str, key: str) -> tuple[str, ...] | None:
+        return self.allow.get((command, key))
 
 
-def complete(text: str, may_run=everything, registry=REGISTRY) -> list[str]:  # type: ignore[no-untyped-def]
-    return candidates(text, registry, may_run, NODES)[1]
+def complete(text: str, policy: Answers | None = None, registry=REGISTRY) -> list[str]:  # type: ignore[no-untyped-def]
+    return candidates(text, registry, policy or Answers())[1]
 
 
 async def _noop(ctx, inv):  # type: ignore[no-untyped-def]
@@ -46,8 +60,8 @@ def test_command_names() -> None:
 
 
 def test_only_what_the_user_may_run() -> None:
-    assert complete("", may_run=lambda n: n in ("help", "exit")) == ["exit", "help"]
-    assert complete("info --", may_run=lambda n: n != "info") == []
+    assert complete("", Answers(runs=lambda n: n in ("help", "exit"))) == ["exit", "help"]
+    assert complete("info --", Answers(runs=lambda n: n != "info")) == []
 
 
 def test_arguments_from_the_spec() -> None:
@@ -59,18 +73,22 @@ def test_arguments_from_the_spec() -> None:
     assert complete("proc_count --sort asc m", registry=registry) == ["memory", "message_queue_len"]
     assert complete("proc_count --", registry=registry) == ["--json", "--node", "--nodes", "--sort"]
     assert complete("proc_count --json --", registry=registry) == ["--node", "--nodes", "--sort"]
+    narrowed = Answers(allow={("proc_count", "attr"): ("memory", "reductions")})
+    assert complete("proc_count ", narrowed, registry=registry) == ["memory", "reductions"]  # the role's allow_attr
 
 
 def test_node_names_and_command_names_as_values() -> None:
-    assert complete("use ") == NODES
-    assert complete("use app") == ["app@host1", "app@host2"]
-    assert complete("info --node d") == ["db@host3"]
+    policy = Answers()
+    assert complete("use ", policy) == NODES
+    assert complete("use app", policy) == ["app@host1", "app@host2"]
+    assert complete("info --node d", policy) == ["db@host3"]
+    assert policy.asked_nodes_for == [None, None, "info"]  # --node: the nodes this command may run on
     assert complete("info --node=") == []  # the value is inline; nothing to offer for the flag itself
     assert complete("help wh") == ["whoami"]
-    assert complete("help w", may_run=lambda n: n != "whoami") == []
+    assert complete("help w", Answers(runs=lambda n: n != "whoami")) == []
     assert complete("whoami ") == []  # no arguments
 
 
 def test_the_word_being_completed_is_returned() -> None:
-    assert candidates("use app@h", REGISTRY, everything, NODES) == ("app@h", ["app@host1", "app@host2"])
-    assert candidates("use ", REGISTRY, everything, NODES)[0] == ""
+    assert candidates("use app@h", REGISTRY, Answers()) == ("app@h", ["app@host1", "app@host2"])
+    assert candidates("use ", REGISTRY, Answers())[0] == ""

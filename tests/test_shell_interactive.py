@@ -73,7 +73,7 @@ def test_commands_completion_history_and_exit(gw: GatewayThread, alice: Client, 
         shell.send("who\t")  # a command name
         shell.wait_for("alice:(no node)> whoami")
         shell.send("\r")
-        shell.wait_for("user:     alice")
+        shell.wait_for("user:    alice")
         shell.wait_for_prompt()
 
         shell.send("use bgt\t")  # a node name: only the ones the user may use
@@ -230,7 +230,7 @@ def test_shell_without_a_pty_runs_line_by_line(gw: GatewayThread, alice: Client,
     r = alice.run(options=["-T"], input=f"whoami\nuse {node.name}\ninfo --json\nfrobnicate\n")
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout
-    assert "user:     alice" in r.stdout
+    assert "user:    alice" in r.stdout
     assert f"alice:{node.name}> " in r.stdout and '"process_count":' in r.stdout
     assert "usage: unknown command 'frobnicate'; try help" in r.stdout
     lines = [e["line"] for e in gw.audit("command", since=mark)]

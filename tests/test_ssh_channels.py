@@ -93,7 +93,11 @@ def test_local_forwarding_is_refused(gw: GatewayThread, alice: Client) -> None:
         assert event["detail"] == "127.0.0.1:22"
     finally:
         ssh.terminate()
-        _, err = ssh.communicate(timeout=10)
+        try:
+            _, err = ssh.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            ssh.kill()
+            _, err = ssh.communicate(timeout=10)
     assert "administratively prohibited: direct-tcpip is not available on this gateway" in err
 
 

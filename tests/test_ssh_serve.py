@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.support.erlang import ErlangNode
-from tests.support.ssh import Client, Listening, keygen, write_gateway_config
+from tests.support.ssh import Client, KeyPair, Listening, keygen, write_gateway_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +76,9 @@ def test_serve_refuses_a_host_key_others_can_read(tmp_path: Path) -> None:
     cookie = tmp_path / "cookie"
     cookie.write_text("c\n")
     cookie.chmod(0o600)
-    config = write_gateway_config(tmp_path, cookie_file=cookie, nodes=["a@localhost"], users={"alice": ([key], [])})
+    config = write_gateway_config(
+        tmp_path, cookie_file=cookie, nodes=["a@localhost"], users={"alice": ([key], ["sre"])}
+    )
     (tmp_path / "state").mkdir()
     host_key = tmp_path / "state" / "host_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
@@ -90,3 +94,54 @@ def test_serve_refuses_a_host_key_others_can_read(tmp_path: Path) -> None:
     assert r.stderr.strip().endswith(
         f"error: host key {host_key} has mode 0644; it must be private to its owner (chmod 600 {host_key})"
     )
+
+
+def test_sighup_reloads_users_keys_and_roles(target: ErlangNode, tmp_path: Path) -> None:
+    alice, bob, carol = keygen(tmp_path, "alice"), keygen(tmp_path, "bob"), keygen(tmp_path, "carol")
+    roles = (
+        '[roles.sre]\ncommands = ["*"]\nnodes = ["*"]\n[roles.reader]\ncommands = ["help", "whoami"]\nnodes = ["*"]\n'
+    )
+    users: dict[str, tuple[list[KeyPair], list[str]]] = {"alice": ([alice], ["reader"]), "carol": ([carol], ["sre"])}
+    config = write_gateway_config(
+        tmp_path, cookie_file=target.cookie_file, nodes=[target.name], users=users, roles=roles
+    )
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None
+        listening = serve.stdout.readline()
+        assert listening.startswith("beamgate listening on"), listening + (serve.stderr.read() if serve.stderr else "")
+        port = int(listening.rsplit(":", 1)[1])
+        serve.stdout.readline()
+        public = subprocess.run(
+            ["ssh-keygen", "-y", "-f", str(tmp_path / "state" / "host_key")], capture_output=True, text=True
+        ).stdout.strip()
+        endpoint = Listening("127.0.0.1", port, public)
+        as_alice, as_bob = Client(endpoint, alice, tmp_path), Client(endpoint, bob, tmp_path)
+        assert as_alice.run("info").returncode == 3  # reader: info not granted
+        assert as_bob.run("whoami").returncode == 255  # bob is not configured
+
+        users = {"alice": ([alice], ["sre"]), "bob": ([bob], ["reader"]), "carol": ([carol], ["sre"])}
+        write_gateway_config(tmp_path, cookie_file=target.cookie_file, nodes=[target.name], users=users, roles=roles)
+        serve.send_signal(signal.SIGHUP)
+        audit = tmp_path / "state" / "audit.jsonl"
+        deadline = time.monotonic() + 10
+        while '"event":"config_reload"' not in audit.read_text():
+            assert time.monotonic() < deadline, "no config_reload event"
+            time.sleep(0.05)
+        reload = json.loads(next(line for line in audit.read_text().splitlines() if "config_reload" in line))
+        assert (reload["ok"], reload["generation"]) == (True, 2)
+
+        r = as_alice.run("info", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["node"] == target.name
+        r = as_bob.run("whoami", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["roles"] == ["reader"]
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.communicate(timeout=30)
