@@ -53,7 +53,7 @@ def gw(d: Path, keys: dict[str, KeyPair]) -> Iterator[GatewayThread]:
 
 def whoami(c: Client, user: str = "diag") -> dict[str, object]:
     r = c.run("whoami", "--json", user=user)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stdout.startswith("{"), (r.returncode, r.stdout, r.stderr)
     me: dict[str, object] = json.loads(r.stdout)
     return me
 
