@@ -142,7 +142,7 @@ def _fill_positionals(command: Command, words: list[str]) -> dict[str, Any]:
 _NODE = re.compile(r"^[A-Za-z0-9_-]+@[A-Za-z0-9_.:-]+$")
 _GLOB = re.compile(r"^[A-Za-z0-9_.*?@:\[\]!-]+$")
 _WORD = re.compile(r"^[A-Za-z0-9_.:@/-]+$")
-_RATE = re.compile(r"^(\d{1,9})/(\d{1,6})$")
+_RATE = re.compile(r"^([0-9]{1,9})/([0-9]{1,6})$")
 
 
 def _convert(command: Command, spec: Param | Flag, text: str) -> Any:
@@ -151,7 +151,7 @@ def _convert(command: Command, spec: Param | Flag, text: str) -> Any:
     kind = spec.kind
     try:
         if kind == "int":
-            if not re.fullmatch(r"-?\d{1,12}", text):
+            if not re.fullmatch(r"-?[0-9]{1,12}", text):
                 raise UsageError(f"{what} must be a whole number, not {_shown(text)}")
             value = int(text)
             if spec.min is not None and value < spec.min:
