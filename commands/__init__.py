@@ -14,7 +14,25 @@ from importlib import import_module
 from .spec import Command
 
 #: Modules declaring one command each, in the order ``help`` lists them.
-_MODULES = ("help", "info")
+_MODULES = (
+    "help",
+    "info",
+    "proc_count",
+    "proc_window",
+    "bin_leak",
+    "alloc",
+    "scheduler_usage",
+    "ports",
+    "inet_count",
+    "inet_window",
+    "port_info",
+    "ets",
+    "stack",
+    "state",
+    "messages",
+    "apps",
+    "kill",
+)
 
 
 def _load() -> dict[str, Command]:
