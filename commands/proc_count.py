@@ -24,7 +24,7 @@ PROC_COUNT = Snippet(
     SAMPLING
     + MEASURE
     + """
-    Values = BgProcValues(Attr),
+    Values = BgProcRank(Attr),
     Best = BgFold(erlang:processes(), fun(Part, Top) -> BgOffer(Values(Part), Part, N + 2, Top) end, []),
     BgProcRows(Best, N).
     """,
@@ -38,7 +38,11 @@ ATTR_PARAM = Param("ATTR", "choice", "the attribute to rank by", choices=tuple(A
 async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
     attr = inv.args["attr"]
     raw = await evaluate(ctx, PROC_COUNT, {"Attr": Atom(attr), "N": inv.args["n"]})
-    return {"node": ctx.need_target().name, "attr": attr, "rows": proc_rows(raw, ctx.need_target().name)}
+    rows = proc_rows(raw, ctx.need_target().name)
+    for row in rows:  # BgProcRank ranks process_info's own {Attr, Value} answers
+        if isinstance(row["value"], tuple):
+            row["value"] = row["value"][1]
+    return {"node": ctx.need_target().name, "attr": attr, "rows": rows}
 
 
 def render(result: dict[str, Any], inv: Invocation) -> str:

@@ -17,7 +17,10 @@ pid is one of the protected processes (SPEC safety rule 7).
 
 :data:`MEASURE` defines ``BgProcValues(Attr)``, the per-chunk measurement
 for :mod:`commands.sampling` (recon's ``proc_attrs``, with ``binary_memory``
-as the sum of the refc binaries a process references), and
+as the sum of the refc binaries a process references; -1 for a process
+gone meanwhile), ``BgProcRank(Attr)``, the same for ranking only (the raw
+``{Attr, Value}`` answers compare like their values and ``undefined`` below
+all of them, so two list passes fewer), and
 ``BgProcRows(Best, N)``, which turns the kept ``{Value, Pid}`` pairs into
 ``{Pid, Value, Name, CurrentFunction, InitialCall}`` rows, leaving out
 beamgate's own worker and runner (``BgOurs``; so keep ``N + 2``) and
@@ -120,6 +123,12 @@ MEASURE = """
                                lists:zipwith(fun erlang:element/2, lists:duplicate(BgLen, 2), BgInfos)
                            end
                    end,
+    BgProcRank = fun(binary_memory) -> BgProcValues(binary_memory);
+                    (BgAttr) ->
+                         fun(BgPids) ->
+                             lists:zipwith(fun erlang:process_info/2, BgPids, lists:duplicate(length(BgPids), BgAttr))
+                         end
+                 end,
     BgInitialCall = fun(BgPid, {proc_lib, init_p, 5} = BgRaw) ->
                             try erlang:process_info(BgPid, {dictionary, '$initial_call'}) of
                                 {_, {BgM, BgF, BgA} = BgMfa} when is_atom(BgM), is_atom(BgF), is_integer(BgA) -> BgMfa;
