@@ -189,7 +189,10 @@ COMMAND = Command(
         "OS; low usage means fragmentation; then alloc memory allocated_types for the allocator at fault and "
         "alloc fragmentation current vs max to see whether a past peak left carriers behind."
     ),
-    cost="erlang:system_info({allocator, A}) for ten allocators: cheap, no locks held on the data.",
+    cost=(
+        "erlang:system_info({allocator, A}) for ten allocators (every scheduler reports its own instances): "
+        "milliseconds, and a reply of a few KiB per scheduler."
+    ),
     params=(
         Param("WHAT", "choice", "which view", choices=WHATS),
         Param(

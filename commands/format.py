@@ -68,6 +68,15 @@ def quote(text: str, mark: str) -> str:
     return mark + sanitize(text).replace(mark, "\\" + mark) + mark
 
 
+def chars_text(value: Any) -> str:
+    """Remote text that may be a charlist, a binary or an atom, decoded and sanitized."""
+    if isinstance(value, list):
+        return sanitize("".join(chr(c) if isinstance(c, int) and 0 <= c < 0x110000 else "?" for c in value))
+    if isinstance(value, bytes):
+        return sanitize_bytes(value)
+    return sanitize(str(value))
+
+
 def sanitize_bytes(data: bytes, *, keep_newlines: bool = False) -> str:
     """Decode remote bytes (UTF-8, undecodable bytes shown as ``\\xNN``) and sanitize."""
     text = data.decode("utf-8", "backslashreplace")

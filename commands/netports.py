@@ -28,7 +28,7 @@ from typing import Any
 from gateway.dist.terms import Atom
 
 from .errors import CommandError
-from .format import human_bytes, human_count, sanitize, table, term_text
+from .format import chars_text, human_bytes, human_count, table, term_text
 from .procs import optional_name, pid_shown
 from .refs import atom_name
 
@@ -144,7 +144,7 @@ def inet_rows(raw: Iterable[Sequence[Any]], node: str) -> list[dict[str, Any]]:
             {
                 "port": term_text(port, local_node=node),
                 "value": value,
-                "type": sanitize(_chars(kind)),
+                "type": chars_text(kind),
                 "stats": {str(k): v for k, v in stats} if isinstance(stats, list) else {},
                 "peer": address_text(peer),
                 "local": address_text(local),
@@ -173,11 +173,3 @@ def inet_table(rows: Sequence[Mapping[str, Any]], attr: str, header: str) -> str
         ],
         right=(1,),
     )
-
-
-def _chars(value: Any) -> str:
-    if isinstance(value, list):
-        return "".join(chr(c) if isinstance(c, int) and 0 <= c < 0x110000 else "?" for c in value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)

@@ -8,7 +8,7 @@ from gateway.dist.rpc import Snippet
 from gateway.dist.terms import Atom
 
 from .context import Context
-from .format import human_bytes, human_count, key_values, name_text, safe_join, sanitize, term_text
+from .format import chars_text, human_bytes, human_count, key_values, name_text, safe_join, sanitize, term_text
 from .netports import PORT_RESOLVE, address_text, port_binding
 from .remote import evaluate
 from .spec import Command, Invocation, Param
@@ -77,7 +77,7 @@ def _value(key: str, value: Any, node: str) -> Any:
     if key == "registered_name" and isinstance(value, Atom):
         return name_text(value)
     if key == "name" and isinstance(value, list):
-        return sanitize("".join(chr(c) if isinstance(c, int) and 0 <= c < 0x110000 else "?" for c in value))
+        return chars_text(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, list):

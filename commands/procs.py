@@ -41,11 +41,13 @@ from .context import Context
 from .errors import CommandError
 from .format import (
     SafeText,
+    chars_text,
     human_bytes,
     human_count,
     mfa_text,
     name_text,
     pid_text,
+    safe_join,
     sanitize,
     table,
     term_text,
@@ -288,10 +290,6 @@ def frame_text(frame: Any, node: str | None = None) -> str:
     text = format_mfa(str(module), str(function), len(arity) if isinstance(arity, list) else arity)
     where = dict(i for i in location if isinstance(i, tuple) and len(i) == 2) if isinstance(location, list) else {}
     file, line = where.get("file"), where.get("line")
-    if isinstance(file, bytes):
-        text += f" ({file.decode('utf-8', 'replace')}"
-    elif isinstance(file, list):
-        text += " (" + "".join(chr(c) if isinstance(c, int) and 0 <= c < 0x110000 else "?" for c in file)
-    else:
+    if not isinstance(file, bytes | list):
         return sanitize(text)
-    return sanitize(text + (f":{line})" if isinstance(line, int) else ")"))
+    return safe_join("", (text, " (", chars_text(file), f":{line})" if isinstance(line, int) else ")"))

@@ -9,8 +9,6 @@ view, through its fixture REPL.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,26 +16,12 @@ from commands.errors import CommandError
 from commands.grammar import UsageError
 from gateway.config import SafetyConfig
 from tests.support.erlang import ErlangNode
-from tests.support.harness import Harness, harness_for, plant
+from tests.support.harness import Harness, pid_of
+
+#: The fixtures h (a harness on target, with bg_plant loaded) and beams.
+pytest_plugins = ("tests.support.fixtures",)
 
 ROW_KEYS = {"pid", "value", "name", "current_function", "initial_call"}
-
-
-@pytest.fixture(scope="module")
-def beams(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("beams")
-
-
-@pytest.fixture
-def h(target: ErlangNode, beams: Path) -> Iterator[Harness]:
-    plant(target, beams)
-    harness = harness_for(target)
-    yield harness
-    harness.close()
-
-
-def pid_of(node: ErlangNode, name: str) -> str:
-    return node.eval(f"pid_to_list(whereis({name})).", pretty=True).strip('"')
 
 
 def test_flooded_mailbox_tops_message_queue_len_and_messages_refuses(target: ErlangNode, h: Harness) -> None:

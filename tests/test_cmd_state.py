@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,24 +11,10 @@ from commands.errors import CommandError
 from commands.state import MAX_BYTES
 from gateway.config import SafetyConfig
 from tests.support.erlang import ErlangNode, wait_until
-from tests.support.harness import Harness, harness_for, plant
+from tests.support.harness import Harness, pid_of
 
-
-@pytest.fixture(scope="module")
-def beams(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("beams")
-
-
-@pytest.fixture
-def h(target: ErlangNode, beams: Path) -> Iterator[Harness]:
-    plant(target, beams)
-    harness = harness_for(target)
-    yield harness
-    harness.close()
-
-
-def pid_of(node: ErlangNode, name: str) -> str:
-    return node.eval(f"pid_to_list(whereis({name})).", pretty=True).strip('"')
+#: The fixtures h (a harness on target, with bg_plant loaded) and beams.
+pytest_plugins = ("tests.support.fixtures",)
 
 
 def test_state_of_a_gen_server_prints(target: ErlangNode, h: Harness) -> None:

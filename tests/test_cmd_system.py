@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from commands.allocators import UTIL_ALLOCATORS
 from tests.support.erlang import ErlangNode
-from tests.support.harness import Harness, harness_for, plant
+from tests.support.harness import Harness
 
-
-@pytest.fixture(scope="module")
-def beams(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("beams")
-
-
-@pytest.fixture
-def h(target: ErlangNode, beams: Path) -> Iterator[Harness]:
-    plant(target, beams)
-    harness = harness_for(target)
-    yield harness
-    harness.close()
+#: The fixtures h (a harness on target, with bg_plant loaded) and beams.
+pytest_plugins = ("tests.support.fixtures",)
 
 
 def numbers(text: str) -> list[int]:

@@ -12,7 +12,8 @@ Only the session-level views are fakes (:class:`FakeSession`,
 and the session, and commands under test only read them.
 
 The harness owns an asyncio loop on a background thread, so a test can
-interleave commands with blocking calls to the node's fixture REPL.
+interleave commands with blocking calls to the node's fixture REPL. The
+pytest fixtures built on it are in :mod:`tests.support.fixtures`.
 """
 
 from __future__ import annotations
@@ -161,6 +162,11 @@ class Harness:
 def harness_for(node: Any, **kwargs: Any) -> Harness:
     """A :class:`Harness` for a fixture node (:class:`~tests.support.erlang.ErlangNode` or Elixir)."""
     return Harness(node.name, node.cookie, **kwargs)
+
+
+def pid_of(node: Any, name: str) -> str:
+    """The pid registered as ``name`` on a fixture Erlang node, as ``<0.N.S>`` (asked through its REPL)."""
+    return str(node.eval(f"pid_to_list(whereis({name})).", pretty=True)).strip('"')
 
 
 def plant(node: Any, beams: Path) -> None:
