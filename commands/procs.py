@@ -207,11 +207,11 @@ def explain_proc(ref: ProcRef, node: str) -> Explain:
         "no_such_process": lambda _d: f"no such process: {ref} on {node}",
         "not_a_process": lambda _d: f"{ref} is a port, not a process (try: port_info {ref})",
         "remote_process": lambda d: f"{ref} runs on {name_text(d)}; run the command there (--node {name_text(d)})",
-        "protected": lambda d: f"{ref} is a protected process ({name_text(_text(d))}): refused for everyone",
+        "protected": lambda d: f"{ref} is a protected process ({name_text(_decoded(d))}): refused for everyone",
     }
 
 
-def _text(value: Any) -> str:
+def _decoded(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
@@ -265,7 +265,7 @@ def value_text(value: Any, unit: str) -> str:
 
 
 def rows_table(rows: Sequence[Mapping[str, Any]], value_header: str, unit: str) -> str:
-    """The text table shared by ``proc_count``, ``proc_window`` and ``bin_leak``."""
+    """The text table of ``proc_count`` and ``proc_window``."""
     return table(
         ["PID", value_header, "NAME", "CURRENT FUNCTION", "INITIAL CALL"],
         [
