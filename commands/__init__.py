@@ -14,7 +14,27 @@ from importlib import import_module
 from .spec import Command
 
 #: Modules declaring one command each, in the order ``help`` lists them.
-_MODULES = ("help", "info", "policy", "trace")
+_MODULES = (
+    "help",
+    "policy",
+    "info",
+    "proc_count",
+    "proc_window",
+    "bin_leak",
+    "alloc",
+    "scheduler_usage",
+    "ports",
+    "inet_count",
+    "inet_window",
+    "port_info",
+    "ets",
+    "stack",
+    "state",
+    "messages",
+    "apps",
+    "trace",
+    "kill",
+)
 
 
 def _load() -> dict[str, Command]:
