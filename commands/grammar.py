@@ -143,7 +143,9 @@ _NODE = re.compile(r"^[A-Za-z0-9_-]+@[A-Za-z0-9_.:-]+$")
 _GLOB = re.compile(r"^[A-Za-z0-9_.*?@:\[\]!-]+$")
 _WORD = re.compile(r"^[A-Za-z0-9_.:@/-]+$")
 _RATE = re.compile(r"^([0-9]{1,9})/([0-9]{1,6})$")
-_PORT = re.compile(r"^(?:#Port<[0-9]{1,10}\.[0-9]{1,20}>|[0-9]{1,10}\.[0-9]{1,20}|[0-9]{1,20}|[a-z][A-Za-z0-9_@]{0,254})$")
+_PORT = re.compile(
+    r"^(?:#Port<[0-9]{1,10}\.[0-9]{1,20}>|[0-9]{1,10}\.[0-9]{1,20}|[0-9]{1,20}|[a-z][A-Za-z0-9_@]{0,254})$"
+)
 
 
 def _convert(command: Command, spec: Param | Flag, text: str) -> Any:
