@@ -14,7 +14,31 @@ from importlib import import_module
 from .spec import Command
 
 #: Modules declaring one command each, in the order ``help`` lists them.
-_MODULES = ("help", "whoami", "nodes", "use", "info", "policy", "trace", "exit")
+_MODULES = (
+    "help",
+    "whoami",
+    "nodes",
+    "use",
+    "policy",
+    "info",
+    "proc_count",
+    "proc_window",
+    "bin_leak",
+    "alloc",
+    "scheduler_usage",
+    "ports",
+    "inet_count",
+    "inet_window",
+    "port_info",
+    "ets",
+    "stack",
+    "state",
+    "messages",
+    "apps",
+    "trace",
+    "kill",
+    "exit",
+)
 
 
 def _load() -> dict[str, Command]:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.config import SafetyConfig
+from gateway.config import SafetyConfig, TraceLimits
 from gateway.dist.node import Process
 from gateway.dist.rpc import Snippet
 
@@ -95,6 +95,10 @@ class PolicyView(Protocol):
     def may_run(self, command: str) -> bool: ...
 
     def describe(self) -> Mapping[str, Any]: ...
+
+    def trace_caps(self) -> TraceLimits | None:
+        """The user's merged ``trace`` caps (None when no role grants ``trace``)."""
+        ...
 
 
 @dataclass

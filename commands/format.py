@@ -36,21 +36,45 @@ _UNSAFE = re.compile(f"[{_CONTROLS}\\\\]")
 _UNSAFE_KEEP_BACKSLASH = re.compile(f"[{_CONTROLS}]")
 
 
+class SafeText(str):
+    """Text that :func:`sanitize` produced: sanitizing it again returns it unchanged."""
+
+    __slots__ = ()
+
+
 def sanitize(text: str, *, keep_newlines: bool = False, escape_backslash: bool = True) -> str:
     """``text`` with every control character shown visibly, never interpreted.
 
     Backslashes are doubled too (unless ``escape_backslash`` is off), so a
     remote string that *contains* the text ``\\x1b`` cannot pass for an escape.
+    The result is a :class:`SafeText`, which later passes (``table``,
+    ``key_values``) leave as it is instead of escaping its escapes again.
     """
+    if isinstance(text, SafeText):
+        return text
     if keep_newlines:
-        return "\n".join(sanitize(line, escape_backslash=escape_backslash) for line in text.split("\n"))
+        return SafeText("\n".join(sanitize(line, escape_backslash=escape_backslash) for line in text.split("\n")))
     pattern = _UNSAFE if escape_backslash else _UNSAFE_KEEP_BACKSLASH
-    return pattern.sub(lambda m: _escape(m.group()), text)
+    return SafeText(pattern.sub(lambda m: _escape(m.group()), text))
+
+
+def safe_join(separator: str, parts: Iterable[str]) -> str:
+    """``separator.join(parts)`` with each part sanitized once; ``separator`` must be our own text."""
+    return SafeText(sanitize(separator).join(sanitize(p) for p in parts))
 
 
 def quote(text: str, mark: str) -> str:
     """``text`` between ``mark`` quotes with the quote, backslash and controls escaped."""
     return mark + sanitize(text).replace(mark, "\\" + mark) + mark
+
+
+def chars_text(value: Any) -> str:
+    """Remote text that may be a charlist, a binary or an atom, decoded and sanitized."""
+    if isinstance(value, list):
+        return sanitize("".join(chr(c) if isinstance(c, int) and 0 <= c < 0x110000 else "?" for c in value))
+    if isinstance(value, bytes):
+        return sanitize_bytes(value)
+    return sanitize(str(value))
 
 
 def sanitize_bytes(data: bytes, *, keep_newlines: bool = False) -> str:
@@ -72,6 +96,23 @@ def atom_text(atom: str) -> str:
     if _PLAIN_ATOM.match(atom) and atom not in _RESERVED:
         return atom
     return quote(atom, "'")
+
+
+def name_text(name: str) -> str:
+    """A module or registered name as users write it (``MyApp.Worker``, ``my_server``), sanitized."""
+    return sanitize(display_module(str(name)))
+
+
+def mfa_text(term: Any) -> str | None:
+    """``{M, F, Arity | Args}`` as ``mod:fun/2`` or ``MyApp.Worker.fun/2``, sanitized; ``None`` otherwise."""
+    if not (isinstance(term, tuple) and len(term) == 3 and isinstance(term[0], str) and isinstance(term[1], str)):
+        return None
+    arity = term[2]
+    if isinstance(arity, list):
+        arity = len(arity)
+    if not isinstance(arity, int) or isinstance(arity, bool):
+        return None
+    return sanitize(format_mfa(str(term[0]), str(term[1]), arity))
 
 
 def pid_text(pid: Pid, local_node: str | None = None) -> str:
@@ -212,7 +253,7 @@ def percent(part: float, whole: float) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, right: Iterable[int] = ()) -> str:
     """Aligned columns; cells are sanitized; ``right`` lists right-aligned columns."""
     right_cols = set(right)
-    body = [[sanitize(str(c)) for c in row] for row in rows]
+    body = [[sanitize(c if isinstance(c, str) else str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in body:
         for i, cell in enumerate(row):
@@ -227,6 +268,6 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, right: Itera
 
 def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
     """``key: value`` lines with aligned values."""
-    items = [(sanitize(k), sanitize(str(v))) for k, v in pairs]
+    items = [(sanitize(k), sanitize(v if isinstance(v, str) else str(v))) for k, v in pairs]
     width = max((len(k) for k, _ in items), default=0)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in items)

@@ -142,7 +142,10 @@ def _fill_positionals(command: Command, words: list[str]) -> dict[str, Any]:
 _NODE = re.compile(r"^[A-Za-z0-9_-]+@[A-Za-z0-9_.:-]+$")
 _GLOB = re.compile(r"^[A-Za-z0-9_.*?@:\[\]!-]+$")
 _WORD = re.compile(r"^[A-Za-z0-9_.:@/-]+$")
-_RATE = re.compile(r"^(\d{1,9})/(\d{1,6})$")
+_RATE = re.compile(r"^([0-9]{1,9})/([0-9]{1,6})$")
+_PORT = re.compile(
+    r"^(?:#Port<[0-9]{1,10}\.[0-9]{1,20}>|[0-9]{1,10}\.[0-9]{1,20}|[0-9]{1,20}|[a-z][A-Za-z0-9_@]{0,254})$"
+)
 
 
 def _convert(command: Command, spec: Param | Flag, text: str) -> Any:
@@ -151,7 +154,7 @@ def _convert(command: Command, spec: Param | Flag, text: str) -> Any:
     kind = spec.kind
     try:
         if kind == "int":
-            if not re.fullmatch(r"-?\d{1,12}", text):
+            if not re.fullmatch(r"-?[0-9]{1,12}", text):
                 raise UsageError(f"{what} must be a whole number, not {_shown(text)}")
             value = int(text)
             if spec.min is not None and value < spec.min:
@@ -180,7 +183,13 @@ def _convert(command: Command, spec: Param | Flag, text: str) -> Any:
             if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
                 raise UsageError(f"{what} must look like N/SECONDS (e.g. 10/1), not {_shown(text)}")
             return (int(m.group(1)), int(m.group(2)))
-        if kind in ("word", "command", "port"):
+        if kind == "port":
+            if not _PORT.match(text):
+                raise UsageError(
+                    f"{what}: {_shown(text)} is not a port (#Port<0.123>, 0.123, 123 or a registered name)"
+                )
+            return text
+        if kind in ("word", "command"):
             if not _WORD.match(text) or len(text) > 255:
                 raise UsageError(f"{what}: {_shown(text)} is not a valid {kind}")
             if spec.choices and text not in spec.choices:

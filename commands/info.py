@@ -1,4 +1,9 @@
-"""``info``: the node overview (SPEC JSON shape: node, otp_release, counts and limits, memory)."""
+"""``info`` and ``info PROC [KEY...]``.
+
+Without PROC: the node overview (SPEC JSON shape: node, otp_release, counts
+and limits, memory). With PROC: one process in recon:info/1's safe groups
+(:mod:`commands.procinfo`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from typing import Any
 from gateway.dist.rpc import Snippet
 
 from .context import Context
-from .format import human_bytes, human_count, key_values, percent, term_text
-from .spec import Command, Invocation
+from .format import human_bytes, human_count, key_values, percent, sanitize, sanitize_bytes
+from .procinfo import GROUPS, KEYS, render_proc, run_proc
+from .remote import evaluate
+from .spec import Command, Invocation, Param
 
 NODE_OVERVIEW = Snippet(
     "info_node",
@@ -41,15 +48,17 @@ def node_json(raw: dict[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+            value = sanitize_bytes(value)
         elif key == "memory":
             value = {str(k): v for k, v in value.items()}
-        out[str(key)] = str(value) if key == "node" else value
+        out[str(key)] = sanitize(value) if key == "node" else value
     return out
 
 
 async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
-    raw = await ctx.need_target().run(NODE_OVERVIEW)
+    if inv.args.get("proc") is not None:
+        return await run_proc(ctx, inv)
+    raw = await evaluate(ctx, NODE_OVERVIEW)
     return node_json(raw)
 
 
@@ -62,13 +71,15 @@ def _uptime(ms: int) -> str:
 
 
 def render(info: dict[str, Any], inv: Invocation) -> str:
+    if inv.args.get("proc") is not None:
+        return render_proc(info, inv)
     mem = info["memory"]
 
     def used(count: str, limit: str) -> str:
         return f"{human_count(info[count])} / {human_count(info[limit])} ({percent(info[count], info[limit])})"
 
     pairs = [
-        ("node", term_text(info["node"])),
+        ("node", info["node"]),
         ("otp", f"{info['otp_release']} (erts {info['erts_version']})"),
         ("uptime", _uptime(info["uptime_ms"])),
         ("processes", used("process_count", "process_limit")),
@@ -84,19 +95,40 @@ def render(info: dict[str, Any], inv: Invocation) -> str:
 
 COMMAND = Command(
     name="info",
-    summary="node overview: release, uptime, counts against limits, memory, run queue",
+    summary="node overview, or one process in recon:info's safe groups",
     shows=(
-        "The node's OTP release and uptime; process, port, atom and ETS table counts against their "
-        "limits; the total run queue and schedulers online; memory by category (erlang:memory/0)."
+        "Without PROC: the node's OTP release and uptime; process, port, atom and ETS table counts against "
+        "their limits; the total run queue and schedulers online; memory by category (erlang:memory/0). "
+        "With PROC: recon:info/1 for that process, by group: meta (registered name, dictionary, group "
+        "leader, status), signals (links, monitors, monitored by, trap_exit), location (initial call, "
+        "current stacktrace), memory_used (memory, queue length, heap sizes, GC settings) and work "
+        "(reductions). KEY picks groups or single items; binary (its refc binaries) only when asked."
     ),
     when=(
         "First thing on an unfamiliar or sick node: a count close to its limit (atoms never shrink), "
-        "a long run queue (CPU saturation), or one memory category dominating tells you where to look next."
+        "a long run queue (CPU saturation), or one memory category dominating tells you where to look next. "
+        "info PROC once proc_count or proc_window pointed at a process."
     ),
-    cost="Negligible: a handful of constant-time system_info calls and erlang:memory/0.",
+    cost=(
+        "Node: negligible, a handful of constant-time system_info calls and erlang:memory/0. Process: one "
+        "process_info/2 call; the mailbox is never read, the dictionary, links and monitors are cut to their "
+        "first 50 entries on the node."
+    ),
+    params=(
+        Param("PROC", "proc", "a pid (<0.123.0>), registered name or global:NAME", required=False),
+        Param(
+            "KEY",
+            "choice",
+            "groups or items to show (default: every safe group)",
+            choices=KEYS,
+            required=False,
+            many=True,
+        ),
+    ),
     run=run,
     render=render,
     to_json=lambda result, inv: result,
     fanout=True,
-    examples=("info", "info --json", "info --nodes 'app@*'"),
+    notes="Groups: " + "; ".join(f"{g}: {', '.join(items)}" for g, items in GROUPS.items()) + "; binary on request.",
+    examples=("info", "info --json", "info --nodes 'app@*'", "info my_server", "info <0.123.0> memory_used work"),
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.config import TraceLimits
@@ -60,15 +60,8 @@ _CRASHED = {"crashed", "cleaner_exited"}
 
 
 def role_caps(ctx: Context, defaults: TraceLimits) -> TraceLimits:
-    """The caps in force: the role's trace caps if the policy publishes them, else the safety defaults."""
-    described = ctx.policy.describe().get("trace")
-    if not isinstance(described, Mapping):
-        return defaults
-    return TraceLimits(
-        max_messages=described.get("max_messages") or defaults.max_messages,
-        max_rate=described.get("max_rate") or defaults.max_rate,
-        max_seconds=described.get("max_seconds") or defaults.max_seconds,
-    )
+    """The caps in force: the role's merged trace caps from the policy, else the safety defaults."""
+    return ctx.policy.trace_caps() or defaults
 
 
 async def run(ctx: Context, inv: Invocation) -> TraceStopped:

@@ -156,7 +156,7 @@ class BoundedTarget:
             msg = f"stopped on {node} after its time limit of {format_duration(limit)}"
         elif kind == "heap_limit":
             msg = (
-                f"killed on {node}: it needed more than {heap // (1024 * 1024)} MiB of heap "
+                f"killed on {node}: it needed more than {_size(heap)} of heap "
                 "(safety.max_heap); the node itself is unaffected"
             )
         elif kind == "reply_too_large":
@@ -169,3 +169,11 @@ class BoundedTarget:
         else:
             msg = f"{kind.replace('_', ' ')} on {node}"
         return TargetError(kind, msg, detail)
+
+
+def _size(n: int) -> str:
+    """``67108864`` -> ``64 MiB``; ``524288`` -> ``512 KiB``."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"

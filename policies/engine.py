@@ -35,7 +35,7 @@ from typing import Any
 from commands.grammar import UsageError, matches_glob
 from commands.refs import FunSpec, GlobalRef, NameRef, RefError, atom_name
 from commands.spec import Command, Flag, Invocation, Param
-from gateway.config import Config, RoleConfig, SafetyConfig
+from gateway.config import Config, RoleConfig, SafetyConfig, TraceLimits
 
 from . import limits
 from .rights import Cap, Rights, denied_by, denied_keys, grants, merge, paths
@@ -157,6 +157,15 @@ class UserPolicy:
         if not granting:
             return None
         return merge(command, granting, self.safety)
+
+    def trace_caps(self) -> TraceLimits | None:
+        """The merged ``trace`` caps of the roles granting ``trace``, or None if none does."""
+        rights = self.rights(limits.TRACE_COMMAND)
+        if rights is None or rights.trace is None:
+            return None
+        t = rights.trace
+        assert t.max_messages.value is not None and t.max_rate.value is not None and t.max_seconds.value is not None
+        return TraceLimits(int(t.max_messages.value), int(t.max_rate.value), float(t.max_seconds.value))
 
     def may_run(self, command: str) -> bool:
         """For ``help`` and completion: is ``command`` granted (on some node) and not denied?"""

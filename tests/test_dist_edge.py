@@ -124,8 +124,8 @@ def test_max_packet_is_wired_from_the_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("garbage", "message"),
     [
-        (b"p\x83\xff", "malformed term from peer: unknown term tag 255"),
-        (b"p\x83h\x02a\x02", "malformed term from peer: term truncated"),
+        (b"p\x83\xff", "malformed control message from peer: unknown term tag 255"),
+        (b"p\x83h\x02a\x02", "malformed control message from peer: term truncated"),
         (b"\x44\x00\x00", "packet type 68"),
         (b"p" + b"\x83" + b"l\x00\x00\x00\x01" * 1000 + b"j" * 1001, "nested deeper than"),
     ],

@@ -299,3 +299,36 @@ def test_unexpected_messages_are_dropped_and_counted(target: ErlangNode) -> None
 
     asyncio.run(main())
     assert not Path("/tmp/pwned").exists()
+
+
+def test_eval_reply_carries_only_the_value(target: ErlangNode) -> None:
+    """The answer to an evaluation is its value, not the bindings (which hold the forms)."""
+    snippet = Snippet("big_binding", "byte_size(Blob).", ("Blob",))
+
+    async def main() -> None:
+        local, remote = gateway_for(target)
+        await remote.eval(snippet, {"Blob": b""})
+        conn = local.connection_for(target.name)
+        before = conn._protocol.bytes_received
+        assert await remote.eval(snippet, {"Blob": b"x" * 200_000}) == 200_000
+        assert conn._protocol.bytes_received - before < 1_000
+        local.close()
+
+    asyncio.run(main())
+
+
+def test_undecodable_reply_fails_only_its_call(target: ErlangNode) -> None:
+    """A reply nested deeper than the decoder allows fails that call; the shared connection stays up."""
+    deep = Snippet("deep", "lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, Depth)).", ("Depth",))
+
+    async def main() -> None:
+        local, remote = gateway_for(target)
+        await remote.connect()
+        conn = local.connection_for(target.name)
+        with pytest.raises(RemoteError, match="nested deeper"):
+            await remote.eval(deep, {"Depth": 5000})
+        assert local.connection_for(target.name) is conn
+        assert await remote.eval(deep, {"Depth": 3}) == [[[[]]]]
+        local.close()
+
+    asyncio.run(main())

@@ -274,11 +274,11 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_config_reports_policy_issues(tmp_path: Path) -> None:
-    roles = '[roles.r]\ncommands = ["info", "proc_count"]\nnodes = ["web@*"]\n[roles.spare]\ncommands = ["help"]\n'
+    roles = '[roles.r]\ncommands = ["info", "proc_cuont"]\nnodes = ["web@*"]\n[roles.spare]\ncommands = ["help"]\n'
     result = check_config(write_policy_config(tmp_path, {"u": ["r"]}, roles))
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        "error: roles.r.commands[1]: unknown command 'proc_count'",  # not registered (yet) in this build
+        "error: roles.r.commands[1]: unknown command 'proc_cuont'",
         "error: roles.r.nodes[0]: 'web@*' matches no configured node",
         "error: roles.spare: no user has this role",
     ]

@@ -305,6 +305,27 @@ def test_trace_caps_above_hard_maximum_are_clamped(tmp_path: Path) -> None:
     assert "the hard maximum trace.max_messages" in decision.notices[0]
 
 
+def test_trace_caps_published_for_the_trace_command(tmp_path: Path) -> None:
+    """The trace command reads the same merged caps the engine clamps to (no second, lower cap)."""
+    from commands.trace import role_caps
+    from gateway.config import SafetyConfig, TraceLimits
+
+    roles = '[roles.r]\ncommands = ["trace"]\nnodes = ["*"]\ntrace = { max_messages = 1000, max_rate = 100 }'
+    up = user(tmp_path, roles, "r")
+    caps = up.trace_caps()
+    assert caps == TraceLimits(1000, 100, 60)
+    decision = ok(up, "trace lists:seq/2 --pid new --limit 800")
+    assert decision.invocation.flags["limit"] == 800
+
+    class Ctx:
+        policy = up
+
+    assert role_caps(Ctx(), SafetyConfig().trace_defaults).max_messages == 1000  # type: ignore[arg-type]
+    other = tmp_path / "other"
+    other.mkdir()
+    assert user(other, '[roles.n]\ncommands = ["info"]\nnodes = ["*"]', "n").trace_caps() is None
+
+
 # -- process keys and protected processes --------------------------------------------
 
 KEYS = '[roles.r]\ncommands = ["info", "messages"]\nnodes = ["*"]\ndeny_process_keys = ["messages", "dictionary"]'

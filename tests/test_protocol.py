@@ -9,7 +9,7 @@ import pytest
 
 from gateway.dist import control, etf
 from gateway.dist.errors import LocalProtocolError, RemoteProtocolError
-from gateway.dist.protocol import TICK, TICK_PACKET, DistProtocol
+from gateway.dist.protocol import TICK, TICK_PACKET, DistProtocol, Undecodable
 from gateway.dist.terms import Atom, Pid, Reference
 
 PEER = Atom("app@host")
@@ -79,8 +79,29 @@ def test_compressed_payload_is_bounded_by_max_packet() -> None:
     body = b"p" + etf.encode((control.SEND, Atom(""), US)) + b"\x83P" + struct.pack(">I", len(inflated))
     body += zlib.compress(inflated)
     proto = DistProtocol(max_packet=1024)
-    with pytest.raises(RemoteProtocolError, match="inflates to 4101 bytes"):
-        events(proto, struct.pack(">I", len(body)) + body)
+    (message,) = events(proto, struct.pack(">I", len(body)) + body)
+    assert isinstance(message, control.Send)
+    assert isinstance(message.message, Undecodable)
+    assert "inflates to 4101 bytes" in message.message.reason
+    assert proto.undecodable == 1
+
+
+def test_undecodable_payload_keeps_the_stream_and_names_the_request() -> None:
+    """A refused payload costs that message only; the next packet parses, and {Ref, _} keeps its Ref."""
+    levels = etf.DEFAULT_MAX_DEPTH + 10  # {Ref, [[[...]]]}, built by hand: our encoder refuses it too
+    deep = b"l\x00\x00\x00\x01" * levels + b"j" + b"j" * levels
+    reply = b"p" + etf.encode((control.SEND, Atom(""), US)) + b"\x83h\x02" + etf.encode_body(REF) + deep
+    broken = b"p" + etf.encode((control.SEND, Atom(""), US)) + b"\x83l\x00\x00\x00\x09a"
+    after = b"p" + etf.encode((control.SEND, Atom(""), US)) + etf.encode(Atom("next"))
+    proto = DistProtocol()
+    stream = b"".join(struct.pack(">I", len(b)) + b for b in (reply, broken, after))
+    first, second, third = events(proto, stream)
+    assert isinstance(first, control.Send) and isinstance(first.message, Undecodable)
+    assert first.message.head == REF and "nested deeper" in first.message.reason
+    assert isinstance(second, control.Send) and isinstance(second.message, Undecodable)
+    assert second.message.head is None
+    assert third == control.Send(US, Atom("next"))
+    assert proto.undecodable == 2
 
 
 @pytest.mark.parametrize(
@@ -88,15 +109,14 @@ def test_compressed_payload_is_bounded_by_max_packet() -> None:
     [
         (b"q" + etf.encode((control.SEND, Atom(""), US)), "packet type 113"),
         (b"\x44" + bytes(10), "packet type 68 .*distribution header not negotiated"),
-        (b"p\x83\xff", "malformed term from peer: unknown term tag 255"),
-        (b"p" + etf.encode((control.SEND, Atom(""), US)) + b"\x83l\x00\x00\x00\x09a", "malformed term"),
+        (b"p\x83\xff", "malformed control message from peer: unknown term tag 255"),
         (b"p" + etf.encode((control.SEND, Atom(""), US)), "control message 2 without its payload"),
         (b"p" + etf.encode((control.REG_SEND, THEM, Atom(""), Atom("x"))), "without its payload"),
         (b"p" + etf.encode((control.LINK, THEM, US)) + etf.encode(1) + b"zz", "2 stray bytes"),
         (b"p" + etf.encode(Atom("hello")), "not a tuple starting with an operation"),
         (b"p" + etf.encode(()), "not a tuple starting with an operation"),
         (b"p" + etf.encode((control.MONITOR_P, THEM)), "control message 19 has too few elements"),
-        (b"p" + etf.encode((control.SEND, Atom(""), US))[:-3], "malformed term"),
+        (b"p" + etf.encode((control.SEND, Atom(""), US))[:-3], "malformed control message"),
     ],
 )
 def test_malformed_packets(body: bytes, message: str) -> None:

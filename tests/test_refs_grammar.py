@@ -93,6 +93,7 @@ def test_grammar_options_and_errors() -> None:
         ("info --node a@b --nodes 'a*'", "not both"),
         ("x" * 5000, "line too long"),
         ("help \x1b[31m", "control characters"),
+        ("trace lists --limit \u0661\u0660", "whole number"),
     ]:
         with pytest.raises(UsageError, match=message):
             parse_line(line, REGISTRY)

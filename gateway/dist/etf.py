@@ -201,6 +201,25 @@ class Decoder:
         except (IndexError, struct.error):  # a read past the end: every other bound is checked
             raise _truncated() from None
 
+    def tuple_head(self, pos: int) -> Any:
+        """The first element of the (uncompressed) versioned tuple at ``pos``, or None.
+
+        Used to learn which request an undecodable reply answers (``{Ref, Reply}``)
+        without decoding the rest of it.
+        """
+        data = self.data
+        try:
+            if data[pos] != VERSION or data[pos + 1] not in (SMALL_TUPLE_EXT, LARGE_TUPLE_EXT):
+                return None
+            start = pos + 3 if data[pos + 1] == SMALL_TUPLE_EXT else pos + 6
+            arity = data[pos + 2] if data[pos + 1] == SMALL_TUPLE_EXT else _U32.unpack_from(data, pos + 2)[0]
+            if arity < 1:
+                return None
+            head, _ = self.term(start, self.max_depth - 8)
+            return head
+        except (DecodeError, IndexError, struct.error):
+            return None
+
     def term(self, pos: int, depth: int) -> tuple[Any, int]:  # noqa: C901
         """Decode the term whose tag is at ``pos`` (no version byte)."""
         data = self.data

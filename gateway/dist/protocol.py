@@ -34,6 +34,15 @@ _LEN = struct.Struct(">I")
 
 
 @dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A message payload the decoder refused; ``head`` is its first tuple element if readable."""
+
+    reason: str
+    size: int
+    head: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     pass
 
@@ -48,6 +57,8 @@ class DistProtocol:
         self._buffer = bytearray()
         self.bytes_received = 0
         self.packets_received = 0
+        #: Payloads refused by the decoder (each delivered as an :class:`Undecodable`).
+        self.undecodable = 0
 
     def receive_data(self, data: bytes) -> None:
         self._buffer += data
@@ -87,13 +98,21 @@ class DistProtocol:
         decoder = etf.Decoder(packet, max_depth=self.max_depth, max_inflated=self.max_packet)
         try:
             ctrl, pos = decoder.versioned(1)
-            payload: Any = None
-            if pos < len(packet):
-                payload, pos = decoder.versioned(pos)
-                if pos != len(packet):
-                    raise RemoteProtocolError(f"{len(packet) - pos} stray bytes after a message")
         except etf.DecodeError as exc:
-            raise RemoteProtocolError(f"malformed term from peer: {exc}") from None
+            raise RemoteProtocolError(f"malformed control message from peer: {exc}") from None
+        payload: Any = None
+        if pos < len(packet):
+            # Packets are length-framed, so a payload we refuse to decode (too
+            # deep, too large when inflated, malformed) costs only this message;
+            # the connection, shared by every session, stays in sync and up.
+            try:
+                payload, end = decoder.versioned(pos)
+            except etf.DecodeError as exc:
+                self.undecodable += 1
+                payload = Undecodable(str(exc), len(packet) - pos, decoder.tuple_head(pos))
+            else:
+                if end != len(packet):
+                    raise RemoteProtocolError(f"{len(packet) - end} stray bytes after a message")
         message = control.parse(ctrl, payload)
         if payload is None and ctrl[0] in control.WITH_PAYLOAD:
             raise RemoteProtocolError(f"control message {ctrl[0]} without its payload")

@@ -25,6 +25,7 @@ from typing import Any
 from . import control, etf
 from .errors import CallTimeout, DistError, NodeDown, RemoteError
 from .node import LocalNode, Process
+from .protocol import Undecodable
 from .terms import Atom, Pid, Reference
 
 _GEN_CALL = Atom("$gen_call")
@@ -32,9 +33,9 @@ _CALL = Atom("call")
 _REX = Atom("rex")
 _USER = Atom("user")
 _BADRPC = Atom("badrpc")
-_ERL_EVAL = Atom("erl_eval")
-_EXPRS = Atom("exprs")
 _VALUE = Atom("value")
+_BLOCK = Atom("block")
+_NONE = Atom("none")
 _USER_BODY = etf.encode_body(_USER)
 _MF_CACHE_LIMIT = 1024
 
@@ -122,6 +123,15 @@ class RpcClient:
                 if not fut.done():
                     fut.set_result(message[1])
                 return
+        if type(message) is Undecodable and type(message.head) is Reference:
+            waiting = self._waiting.get(message.head)
+            if waiting is not None:
+                fut, node, _deadline, module, function, _timeout = waiting
+                if not fut.done():
+                    fut.set_exception(
+                        RemoteError(f"the answer of {node} to {module}:{function} was refused: {message.reason}")
+                    )
+                return
         self.late_replies += 1
         self.local.dropped += 1
 
@@ -194,10 +204,10 @@ class RemoteNode:
             raise ValueError(f"snippet {snippet.name}: unknown bindings {sorted(unknown)}, missing {sorted(missing)}")
         forms = await self.forms(snippet)
         orddict = [(Atom(name), bindings[name]) for name in sorted(bindings)]
-        result = await self.call("erl_eval", "exprs", [forms, orddict], timeout=timeout)
-        if type(result) is tuple and len(result) == 3 and result[0] == _VALUE:
-            return result[1]
-        raise RemoteError(f"unexpected erl_eval result for snippet {snippet.name}")
+        # erl_eval:expr/5 with ReturnFormat 'value' answers the value alone;
+        # erl_eval:exprs/2 would also send back every binding (the forms included).
+        block = (_BLOCK, 1, forms)
+        return await self.call("erl_eval", "expr", [block, orddict, _NONE, _NONE, _VALUE], timeout=timeout)
 
     async def forms(self, snippet: Snippet) -> Any:
         """Parsed forms of ``snippet`` on this node (cached per connection)."""

@@ -85,6 +85,11 @@ class OpenPolicy:
     def describe(self) -> Mapping[str, Any]:
         return {"trace": self.trace} if self.trace is not None else {}
 
+    def trace_caps(self) -> TraceLimits | None:
+        if self.trace is None:
+            return None
+        return TraceLimits(self.trace["max_messages"], self.trace["max_rate"], self.trace["max_seconds"])
+
 
 @dataclass
 class TraceRun:
