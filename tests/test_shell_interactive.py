@@ -73,7 +73,7 @@ def test_commands_completion_history_and_exit(gw: GatewayThread, alice: Client, 
         shell.send("who\t")  # a command name
         shell.wait_for("alice:(no node)> whoami")
         shell.send("\r")
-        shell.wait_for("user:    alice")
+        shell.wait_for("protected processes")  # the end of whoami's permissions
         shell.wait_for_prompt()
 
         shell.send("use bgt\t")  # a node name: only the ones the user may use
