@@ -18,18 +18,17 @@ For every line, in this order and nowhere else:
    :class:`~gateway.target.BoundedTarget` per command, so closing the owner
    (on completion, Ctrl-C or the end of the session) ends the remote work;
 5. **render**: the command's formatter (``--json``: ``to_json``, one
-   document; streaming commands hand events to ``ctx.emit``, each printed as
-   it comes, as a JSON line with ``--json``), then a last sanitizing pass so
-   nothing remote reaches a terminal raw (SPEC safety rule 8);
+   document), then a last sanitizing pass so nothing remote reaches a
+   terminal raw (SPEC safety rule 8);
 6. **audit**: one ``command`` event (or ``denied``) with the node, the line,
    the deciding rule, the outcome, the duration, the bytes of output and
    where they sit in the session recording (which also gets a marker at
    each command). ``trace`` is bracketed by ``trace_start`` and
    ``trace_stop`` events (why it stopped, how many messages).
 
-Streaming commands hand each event to ``ctx.emit``; it is printed with the
-command's own ``render`` (or ``to_json`` with ``--json``), like the final
-result the command returns.
+Streaming commands hand each event to ``ctx.emit`` as it comes; it is
+printed with the command's own ``render`` (with ``--json``: ``to_json``,
+one JSON line each), like the final result the command returns.
 
 Exit status (SPEC): 0 ok, 1 the command failed, 2 usage error, 3 denied;
 errors are one line: ``error: ...``, ``usage: ...``, ``denied: ...``.
@@ -79,7 +78,8 @@ class Output(Protocol):
 @dataclass(frozen=True)
 class Outcome:
     status: int
-    #: ``ok``, ``error``, ``usage``, ``denied``, ``interrupted`` or ``empty``.
+    #: ``ok``, ``error``, ``usage``, ``denied``, ``cancelled`` (confirmation not given),
+    #: ``interrupted`` (audit only: the caller sees the cancellation) or ``empty``.
     kind: str
 
 

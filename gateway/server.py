@@ -35,7 +35,7 @@ import secrets
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -49,6 +49,9 @@ from .config import Config, format_duration
 from .recording import RecordingStore
 from .secret import Cookie
 from .sshkeys import fingerprint
+
+if TYPE_CHECKING:
+    from .session import GatewaySession
 
 log = logging.getLogger("beamgate.server")
 
@@ -95,15 +98,15 @@ class Gateway:
         self.cookies: list[Cookie] = list(cookies.values())
         self.clusters = Clusters(Cluster(c, cookies[name]) for name, c in config.clusters.items())
         self.keys = KeyDirectory.from_config(config)
-        #: Users, roles and safety: reloaded on SIGHUP (see :meth:`reload`).
+        #: Users, roles and safety: reloaded on SIGHUP (``beamgate serve`` wires it to :meth:`reloaded`).
         self.policies = PolicyStore(config, REGISTRY)
         s = config.server
         self.throttle = LoginThrottle(s.auth_max_failures, s.auth_failure_window, s.auth_lockout)
         self.audit = AuditLog(config.audit, self.redact)
         self.recordings = RecordingStore(config.recording, self.redact, pending=self.pending, audit=self.audit)
         self.host_key = load_host_key(s.host_key)
-        #: Live sessions by id: each has ``user`` and ``end(reason)``.
-        self.sessions: dict[str, Any] = {}
+        #: Live sessions by id (for the limits and for shutdown).
+        self.sessions: dict[str, GatewaySession] = {}
         self.connections: set[GatewayConnection] = set()
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._retention: asyncio.Task[None] | None = None
@@ -176,7 +179,7 @@ class Gateway:
 
     def reloaded(self, result: ReloadResult) -> None:
         """After :meth:`PolicyStore.reload` (SIGHUP): audit it; the users' keys apply to the next login."""
-        if result.ok:  # [server] waits for a restart; users and their keys apply to the next login
+        if result.ok:  # [server] changes wait for a restart
             self.keys = KeyDirectory.from_config(self.config, users=self.policies.config)
         self.audit.emit(
             "config_reload",
@@ -216,6 +219,7 @@ class GatewayConnection(asyncssh.SSHServer):
         self.login_name: str | None = None
         self.login: Login | None = None
         self.refusals: list[Refusal] = []
+        self._refused_tries = 0
         self._session_ids = itertools.count(1)
         self._idle: asyncio.TimerHandle | None = None
 
@@ -282,12 +286,12 @@ class GatewayConnection(asyncssh.SSHServer):
         return False
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return False  # every accepted key goes through _check_offered_key
+        return False  # every accepted key goes through check_offered_key
 
     def validate_ca_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         return False
 
-    async def _check_offered_key(
+    async def check_offered_key(
         self,
         original: Callable[[str, bytes, bytes, bytes], Awaitable[bool]],
         username: str,
@@ -297,7 +301,7 @@ class GatewayConnection(asyncssh.SSHServer):
     ) -> bool:
         """Decide on one offered key or certificate, then let asyncssh verify it."""
         assert self.conn is not None
-        if len(self.refusals) >= MAX_AUTH_TRIES:
+        if self._refused_tries >= MAX_AUTH_TRIES:
             self._disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures")
             return False
         decision = self.gateway.keys.decide(username, key_data, self.client_ip)
@@ -313,6 +317,7 @@ class GatewayConnection(asyncssh.SSHServer):
         return ok
 
     def _refuse(self, refusal: Refusal) -> None:
+        self._refused_tries += 1
         if refusal not in self.refusals:
             self.refusals.append(refusal)
 
@@ -341,7 +346,7 @@ class GatewayConnection(asyncssh.SSHServer):
 
     # -- channels ----------------------------------------------------------------------
 
-    def session_requested(self) -> Any:
+    def session_requested(self) -> GatewaySession:
         from .session import GatewaySession
 
         assert self.login is not None
@@ -406,7 +411,7 @@ def _intercept(conn: asyncssh.SSHServerConnection, owner: GatewayConnection) -> 
     original = conn.validate_public_key
 
     async def validate_public_key(username: str, key_data: bytes, msg: bytes, signature: bytes) -> bool:
-        return await owner._check_offered_key(original, username, key_data, msg, signature)
+        return await owner.check_offered_key(original, username, key_data, msg, signature)
 
     async def create_agent_listener() -> bool:
         return owner.refuse_agent_forwarding()

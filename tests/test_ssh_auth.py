@@ -101,6 +101,15 @@ def test_unknown_key_is_refused_and_audited(gw: GatewayThread, keys: dict[str, K
     assert event["user"] is None and event["client"].startswith("127.0.0.1:")
 
 
+def test_a_connection_may_offer_six_keys_at_most(gw: GatewayThread, keys: dict[str, KeyPair], d: Path) -> None:
+    strangers = [keygen(d, f"stranger{i}") for i in range(7)]
+    identities = [arg for k in strangers for arg in ("-i", str(k.private))]
+    mark = gw.mark()
+    r = Client(gw, keys["alice"], d).run("whoami", options=[*identities, "-o", "LogLevel=INFO"])
+    assert r.returncode == 255 and "too many authentication failures" in r.stderr, r.stderr
+    assert len(last_fail(gw, mark)["attempts"]) == 6
+
+
 @pytest.mark.parametrize("method", ["password", "keyboard-interactive", "none"])
 def test_other_auth_methods_are_refused(gw: GatewayThread, keys: dict[str, KeyPair], d: Path, method: str) -> None:
     mark = gw.mark()
