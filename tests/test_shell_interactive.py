@@ -148,6 +148,32 @@ def test_ctrl_c_cancels_a_hung_command_and_its_remote_work(gw: GatewayThread, al
     assert event["line"] == "info" and event["node"] == node.name
 
 
+def test_confirmations_are_typed_in_the_shell(gw: GatewayThread, alice: Client, node: ErlangNode) -> None:
+    """bin_leak is expensive: the policy asks, and only the exact answer runs it."""
+    mark = gw.mark()
+    shell = alice.shell()
+    try:
+        shell.wait_for_prompt()
+        shell.send(f"use {node.name}\r")
+        shell.wait_for(f"alice:{node.name}>")
+        shell.send("bin_leak 3\r")
+        shell.wait_for("Type yes to run it; anything else cancels.")
+        shell.send("yes\r")
+        shell.wait_for("BYTES FREED")
+        shell.wait_for_prompt()
+        shell.send("bin_leak 3\r")
+        shell.wait_for("Type yes to run it; anything else cancels.")
+        shell.send("no\r")
+        shell.wait_for("cancelled: nothing was sent")
+        shell.wait_for_prompt()
+        shell.send("exit\r")
+        shell.wait_exit()
+    finally:
+        shell.close()
+    runs = [e for e in gw.audit("command", since=mark) if e["line"] == "bin_leak 3"]
+    assert [(e["outcome"], e["confirmed"]) for e in runs] == [("ok", True), ("cancelled", False)]
+
+
 def test_ctrl_c_in_exec_mode_with_a_pty(gw: GatewayThread, alice: Client, node: ErlangNode) -> None:
     assert alice.run("info", "--node", node.name).returncode == 0  # connected and warm
     os.kill(node.os_pid, signal.SIGSTOP)
