@@ -100,10 +100,6 @@ class KeyDirectory:
             config.server.trusted_user_ca_keys,
         )
 
-    def may_log_in_as(self, login: str) -> bool:
-        """Whether ``login`` can succeed at all (the shared login or a configured user)."""
-        return login == self.login or login in self.users
-
     def decide(self, login: str, key_data: bytes, client_ip: str) -> Login | Refusal:
         """Accept or refuse the key or certificate blob a client offers for ``login``."""
         try:

@@ -149,14 +149,6 @@ class GatewayThread:
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the gateway's loop thread and return its result."""
-
-        async def wrapper() -> T:
-            return fn()
-
-        return self.call(wrapper())
-
     def start(self) -> GatewayThread:
         self.thread.start()
 
@@ -212,9 +204,6 @@ class GatewayThread:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {event} audit event matched; last ones: {self.audit()[-5:]}")
             time.sleep(0.05)
-
-    def recordings(self) -> list[Path]:
-        return sorted(self.config.recording.dir.glob("*.cast"))
 
 
 def read_cast(path: Path) -> tuple[dict[str, Any], list[list[Any]]]:
