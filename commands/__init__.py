@@ -16,6 +16,9 @@ from .spec import Command
 #: Modules declaring one command each, in the order ``help`` lists them.
 _MODULES = (
     "help",
+    "whoami",
+    "nodes",
+    "use",
     "policy",
     "info",
     "proc_count",
@@ -34,6 +37,7 @@ _MODULES = (
     "apps",
     "trace",
     "kill",
+    "exit",
 )
 
 

@@ -434,7 +434,7 @@ class _Loader:
         listen = t.take("listen", str, DEFAULT_LISTEN)
         host, port = d.listen_host, d.listen_port
         m = re.match(r"^\[?([^\]]*)\]?:(\d+)$", listen)
-        if not m or not 0 < int(m.group(2)) < 65536:
+        if not m or not 0 <= int(m.group(2)) < 65536:  # port 0: any free port (tests)
             t.error("listen", f"{listen!r} is not HOST:PORT")
         else:
             host, port = m.group(1), int(m.group(2))

@@ -1,0 +1,144 @@
+"""The interactive shell: prompt_toolkit over the SSH channel (sessions with a pty).
+
+prompt_toolkit reads keys from a pipe the session feeds with what the
+client sends, and draws through a VT100 output whose ``stdout`` is the
+recorded :class:`~gateway.session.Terminal`; its size is the channel's
+window size, updated on every resize. The prompt shows the user and the
+current node; Tab completes from the command registry
+(:mod:`gateway.shell_completion`); Up/Down walk this session's history.
+
+Each line runs in the foreground (:class:`~gateway.shell_common.Foreground`)
+outside the prompt: while it runs, Ctrl-C cancels it and its remote work,
+and other keys wait for the next prompt. Ctrl-C at the prompt clears the
+line; Ctrl-D on an empty line or ``exit`` leaves.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO, cast
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application.current import AppSession, create_app_session
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output.vt100 import Vt100_Output
+from prompt_toolkit.styles import Style
+
+from commands.context import Identity
+
+from .dispatch import Dispatcher
+from .session import Terminal, TerminalOutput
+from .session_state import SessionState
+from .shell_common import Foreground, banner, prompt_parts
+from .shell_completion import RegistryCompleter
+
+STYLE = Style.from_dict({"user": "ansigreen bold", "node": "ansicyan", "mark": ""})
+
+
+class _TerminalStream:
+    """The file-like ``stdout`` prompt_toolkit's VT100 output writes to."""
+
+    encoding = "utf-8"
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.terminal = terminal
+
+    def write(self, data: str) -> int:
+        self.terminal.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+class Shell:
+    def __init__(
+        self,
+        terminal: Terminal,
+        dispatcher: Dispatcher,
+        state: SessionState,
+        identity: Identity,
+        term_type: str,
+    ) -> None:
+        self.terminal = terminal
+        self.dispatcher = dispatcher
+        self.state = state
+        self.identity = identity
+        self.term_type = term_type
+        self.foreground = Foreground(dispatcher, TerminalOutput(terminal, errors_to_stderr=False))
+        self.completer = RegistryCompleter(dispatcher.registry, lambda: state.policy)
+        dispatcher.confirm = self._confirm
+        self._pipe: PipeInput | None = None
+        self._early: list[str] = []
+        self._app_session: AppSession | None = None
+        self._confirming = False
+
+    def _size(self) -> Size:
+        columns, rows = self.terminal.size()
+        return Size(rows=rows, columns=columns)
+
+    def _message(self) -> FormattedText:
+        user, node = prompt_parts(self.identity, self.state)
+        return FormattedText([("class:user", user), ("class:mark", ":"), ("class:node", node), ("class:mark", "> ")])
+
+    async def run(self) -> int:
+        stream = cast(TextIO, _TerminalStream(self.terminal))
+        output = Vt100_Output(stream, self._size, term=self.term_type, enable_cpr=False)
+        with create_pipe_input() as pipe:
+            self._pipe = pipe
+            for data in self._early:
+                pipe.send_text(data)
+            self._early.clear()
+            with create_app_session(input=pipe, output=output) as app_session:
+                self._app_session = app_session
+                prompt: PromptSession[str] = PromptSession(
+                    history=InMemoryHistory(),
+                    completer=self.completer,
+                    complete_while_typing=False,
+                    style=STYLE,
+                )
+                self.terminal.write(banner(self.identity, self.state))
+                while not self.state.exit_requested:
+                    try:
+                        line = await prompt.prompt_async(self._message)
+                    except KeyboardInterrupt:
+                        continue
+                    except EOFError:
+                        break
+                    await self.foreground.run(line)
+        return 0
+
+    async def _confirm(self, question: str) -> str | None:
+        """Ask the user to type an answer while a command waits (``kill`` asks for the pid)."""
+        self._confirming = True
+        try:
+            session: PromptSession[str] = PromptSession()
+            return await session.prompt_async(question)
+        except (KeyboardInterrupt, EOFError):
+            return None
+        finally:
+            self._confirming = False
+
+    def feed(self, data: str) -> None:
+        if self.foreground.busy and not self._confirming and "\x03" in data:
+            self.foreground.interrupt()
+            data = data.replace("\x03", "")
+        if not data:
+            return
+        if self._pipe is None:
+            self._early.append(data)
+        else:
+            self._pipe.send_text(data)
+
+    def eof(self) -> None:
+        self.feed("\x04")
+
+    def resized(self) -> None:
+        app = self._app_session.app if self._app_session is not None else None
+        if app is not None and app.is_running:
+            app._on_resize()  # what prompt_toolkit runs on SIGWINCH: redraw at the new size

@@ -1,0 +1,103 @@
+"""``beamgate check-config FILE``: each kind of mistake is reported with its key path and a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.support.ssh import keygen
+
+
+def write(tmp_path: Path, body: str, *, cookie_mode: int = 0o600) -> Path:
+    cookie = tmp_path / "prod.cookie"
+    cookie.write_text("secretcookie\n")
+    cookie.chmod(cookie_mode)
+    key = keygen(tmp_path, "alice").line
+    path = tmp_path / "beamgate.toml"
+    path.write_text(
+        f"""
+[clusters.prod]
+cookie_file = "{cookie}"
+nodes = ["app@host1"]
+
+[users.alice]
+keys = ["{key}"]
+roles = ["sre"]
+
+[roles.sre]
+commands = ["*"]
+nodes = ["*"]
+{body}
+"""
+    )
+    return path
+
+
+def check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    status = main(["check-config", str(path)])
+    out = capsys.readouterr().out
+    return status, out.splitlines()
+
+
+def test_a_good_config_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines = check(write(tmp_path, ""), capsys)
+    assert (status, lines) == (0, ["ok: 1 cluster(s), 1 node(s), 1 user(s), 1 role(s)"])
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ('[server]\nlisten_on = "0.0.0.0:22"\n', "error: server.listen_on: unknown key"),
+        ('[audit]\npath = "a.jsonl"\nrotate = true\n', "error: audit.rotate: unknown key"),
+        ('[server]\nidle_timeout = "soon"\n', "error: server.idle_timeout: 'soon' is not a duration"),
+        ('[server]\nmax_session = "8 hours"\n', "error: server.max_session: '8 hours' is not a duration"),
+        (
+            '[server]\ntrusted_user_ca_keys = ["ssh-ed25519 AAAAnotakey ca"]\n',
+            "error: server.trusted_user_ca_keys[0]: not an OpenSSH public key",
+        ),
+        (
+            '[users.bob]\nkeys = ["ssh-rsa AAAA... bob@contractor"]\nroles = ["sre"]\n',
+            "error: users.bob.keys[0]: not an OpenSSH public key",
+        ),
+        (
+            '[roles.contractor]\ncommands = ["info", "frobnicate"]\nnodes = ["*"]\n',
+            "error: roles.contractor.commands[1]: unknown command 'frobnicate'",
+        ),
+    ],
+)
+def test_each_mistake_names_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, expected: str
+) -> None:
+    status, lines = check(write(tmp_path, body), capsys)
+    assert status == 1
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_cookie_file_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "", cookie_mode=0o644)
+    status, lines = check(path, capsys)
+    cookie = tmp_path / "prod.cookie"
+    assert status == 1
+    assert lines == [
+        f"error: clusters.prod.cookie_file: cookie file {cookie} has mode 0644; it must be 0400 or 0600 "
+        f"(run: chmod 600 {cookie})"
+    ]
+    cookie.unlink()
+    status, lines = check(path, capsys)
+    assert (status, lines) == (1, [f"error: clusters.prod.cookie_file: cookie file {cookie} does not exist"])
+    cookie.mkdir()
+    status, lines = check(path, capsys)
+    assert (status, lines) == (1, [f"error: clusters.prod.cookie_file: cookie file {cookie} is not a regular file"])
+
+
+def test_all_problems_are_listed_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[server]\nidle_timeout = "soon"\nbogus = 1\n', cookie_mode=0o666)
+    status, lines = check(path, capsys)
+    assert status == 1
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "server.idle_timeout",
+        "server.bogus",
+        "clusters.prod.cookie_file",
+    ]
