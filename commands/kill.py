@@ -95,6 +95,7 @@ def render(result: dict[str, Any], inv: Invocation) -> str:
 
 
 COMMAND = Command(
+    confirms=True,
     name="kill",
     summary="kill a process (exit(Pid, kill)) after typing its pid to confirm",
     shows="Which process will be killed (name, current function, initial call), then the exit reason it died with.",

@@ -48,7 +48,8 @@ async def evaluate(
         phrase = (explain or {}).get(err.kind)
         raise CommandError(phrase(err.detail) if phrase else str(err)) from err
     except DistError as err:
-        raise CommandError(f"{target.name}: {err}") from err
+        text = str(err)  # distribution errors name the node already, almost always
+        raise CommandError(text if target.name in text else f"{target.name}: {text}") from err
 
 
 def run_timeout(ctx: Context, extra_seconds: float) -> float:

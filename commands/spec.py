@@ -113,6 +113,10 @@ class Command:
     privileged: bool = False
     #: Produces output over time (``trace``): JSON lines, cancelled by Ctrl-C.
     streaming: bool = False
+    #: Asks the user itself, naming the exact target, before changing anything
+    #: (``kill`` resolves the pid and has it typed back). Such a command needs the
+    #: interactive shell, and the policy does not add a second, generic prompt.
+    confirms: bool = False
     examples: tuple[str, ...] = ()
     #: Extra sections for ``help CMD`` (e.g. the list of attributes).
     notes: str = ""

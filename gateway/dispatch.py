@@ -5,7 +5,8 @@ For every line, in this order and nowhere else:
 1. **parse** with :func:`commands.grammar.parse_line` (a :class:`UsageError`
    names the problem);
 2. **resolve the node**: ``--node N``, else the ``use``d node, else the only
-   configured node; an unknown node is a usage error. With ``--nodes GLOB``
+   configured node; an unconfigured node is denied by the policy exactly like
+   a forbidden one (exit 3: no probing of node names). With ``--nodes GLOB``
    (commands declared ``fanout``) the policy picks the nodes;
 3. **policy**: ``UserPolicy.check(invocation, node)`` (the user's policy
    under the config generation in force) returns a :class:`~policies.Decision`:
@@ -221,8 +222,8 @@ class Dispatcher:
             raise UsageError(
                 f"{inv.name}: no node selected; use NODE first or add --node NODE (nodes lists them)", inv.command
             )
-        if node not in self.clusters.node_names():
-            raise UsageError(f"{inv.name}: unknown node {node}; nodes lists the nodes you may use", inv.command)
+        # An unconfigured node is left to the policy, which denies it exactly like a
+        # forbidden one: a least-privilege user cannot probe which node names exist.
         return node
 
     def _decide(self, policy: UserPolicy, inv: Invocation, output: Output, fields: dict[str, Any]) -> Decision:
@@ -243,6 +244,13 @@ class Dispatcher:
         """Ask for the policy's confirmation, if any; only the exact answer runs the command."""
         confirm = decision.confirm
         if confirm is None:
+            if decision.invocation.command.confirms and self.confirm is None:
+                raise Denied(
+                    f"{decision.invocation.name} asks you to type its target back before it acts "
+                    "(built-in: privileged commands are always confirmed); run it from the interactive shell "
+                    "(ssh with a terminal, no command)",
+                    "built-in: privileged commands are always confirmed",
+                )
             return True
         fields["confirmation"] = confirm.rule
         if self.confirm is None:

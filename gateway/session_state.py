@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from commands.context import NodeStatus
-from commands.grammar import UsageError
 from policies import Denied, UserPolicy
 from policies.rights import paths
 
@@ -79,12 +78,15 @@ class SessionState:
         return names[0] if len(names) == 1 else None
 
     def select_node(self, name: str) -> None:
-        if name not in self.clusters.node_names():
-            raise UsageError(f"unknown node {name}; nodes lists the nodes you may use")
         policy = self.policy
-        if not policy.may_use_node(name):
+        # Unconfigured and forbidden nodes get the same answer (no probing of node names).
+        if name not in self.clusters.node_names() or not policy.may_use_node(name):
             rule = paths(policy.roles, "nodes") or f"users.{policy.user}.roles"
-            raise Denied(f"{policy.user} may not use node {name} (no role's nodes pattern matches it: {rule})", rule)
+            raise Denied(
+                f"{policy.user} may not use node {name} (not configured, or no role's nodes pattern matches it: "
+                f"{rule})",
+                rule,
+            )
         self._current = name
 
     def allowed_nodes(self) -> Sequence[str]:

@@ -491,10 +491,11 @@ class UserPolicy:
                 f"commands ({rights.expensive_rule})",
                 rights.expensive_rule,
             )
-        if not (command.privileged or expensive or rights.confirm):
+        generic = command.privileged and not command.confirms  # kill asks for the pid itself
+        if not (generic or expensive or rights.confirm):
             return None
         answer, rules, lines = "yes", [], []
-        if command.privileged:
+        if generic:
             target = next((_values(inv.args.get(p.key)) for p in command.params), [])
             answer = str(target[0]) if target else command.name
             lines.append(f"{command.name} {answer} on {where} changes the node: {command.summary}.")

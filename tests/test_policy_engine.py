@@ -80,6 +80,15 @@ def test_privileged_by_exact_name_is_always_confirmed(tmp_path: Path) -> None:
     assert ok(up, "kill MyApp.Worker").confirm.answer == "MyApp.Worker"  # type: ignore[union-attr]
 
 
+def test_a_privileged_command_that_confirms_itself_is_not_asked_twice(tmp_path: Path) -> None:
+    """The real kill resolves the pid and has it typed back: the policy adds no second prompt."""
+    from commands import REGISTRY
+
+    assert REGISTRY["kill"].privileged and REGISTRY["kill"].confirms
+    up = user(tmp_path, '[roles.r]\ncommands = ["kill"]\nnodes = ["app@*"]', "r", registry=REGISTRY)
+    assert ok(up, "kill <0.42.0>").confirm is None
+
+
 def test_deny_wins_over_exact_grant_and_privileged(tmp_path: Path) -> None:
     roles = '[roles.r]\ncommands = ["*", "kill"]\nnodes = ["*"]\ndeny = ["k*", "state"]'
     up = user(tmp_path, roles, "r")
