@@ -24,6 +24,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncssh
@@ -45,16 +46,26 @@ _LONE_NEWLINE = re.compile(r"(?<!\r)\n")
 
 
 class Terminal:
-    """The user's terminal: every write is recorded exactly as sent."""
+    """The user's terminal: every write is redacted, then recorded exactly as sent.
 
-    def __init__(self, chan: asyncssh.SSHServerChannel[str], pty: bool) -> None:
+    Redaction happens here, on the one path every byte to the user takes, so a
+    cookie that reaches the gateway inside remote data (a process state, a
+    registered name, a message) shows as ``[REDACTED]`` on screen too, and the
+    recording stays identical to what the terminal received (SPEC rule 1).
+    """
+
+    def __init__(
+        self, chan: asyncssh.SSHServerChannel[str], pty: bool, redact: Callable[[str], str] = lambda text: text
+    ) -> None:
         self.chan = chan
         self.pty = pty
+        self.redact = redact
         self.recorder: Recorder | None = None
 
     def _send(self, text: str, stderr: bool, *, notice: bool = False) -> None:
         if not text or self.chan.is_closing():
             return
+        text = self.redact(text)
         if self.pty:  # no pty on our side translates newlines: a raw-mode client needs CR LF
             text = _LONE_NEWLINE.sub("\r\n", text)
         if self.recorder is not None:
@@ -220,7 +231,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
 
     async def _main(self) -> None:
         assert self.chan is not None
-        self.terminal = terminal = Terminal(self.chan, self.pty)
+        self.terminal = terminal = Terminal(self.chan, self.pty, self.gateway.redact)
         status = 1
         started = time.monotonic()
         forced = self.login.force_command
