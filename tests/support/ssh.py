@@ -20,6 +20,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -60,6 +61,13 @@ class KeyPair:
             ["ssh-keygen", "-l", "-f", str(path or self.public)], check=True, capture_output=True, text=True
         ).stdout
         return out.split()[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for programs that need one named)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def keygen(directory: Path, name: str) -> KeyPair:
