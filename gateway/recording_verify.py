@@ -98,6 +98,8 @@ class Verdict:
             "key": self.key,
             "session": self.header.get("beamgate", {}).get("session") if self.header else None,
         }
+        if self.status == UNTERMINATED:
+            out["why"] = self.why
         if self.problem is not None:
             p = self.problem
             out["problem"] = {"kind": p.kind, "line": p.line, "offset": p.offset, "t": p.t, "detail": p.detail}

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import NoReturn
 
 REDACTED = "[REDACTED]"
+#: A cookie is an atom on the nodes: at most 255 characters.
+MAX_LENGTH = 255
 #: The characters printers escape (with backslashes).
 _ESCAPED = "\\\"'"
 #: A cut-off display (``<<"abcd"...>>``) is redacted when it shows at least this many characters of the cookie.
@@ -83,6 +85,8 @@ class Cookie:
             raise CookieError("the cookie is empty")
         if any(b < 0x20 or b > 0x7E for b in value):
             raise CookieError("the cookie must be printable ASCII (no control characters)")
+        if len(value) > MAX_LENGTH:
+            raise CookieError(f"the cookie is longer than {MAX_LENGTH} characters, the limit of an Erlang atom")
         object.__setattr__(self, "_value", value)
         object.__setattr__(self, "_printed", _pattern(value.decode("ascii")))
 

@@ -56,7 +56,10 @@ def test_only_the_first_line_is_the_cookie(tmp_path: Path) -> None:
     assert cookie == Cookie(SECRET.encode())
 
 
-@pytest.mark.parametrize(("content", "message"), [("\n", "empty"), ("bad\tcookie\n", "printable ASCII")])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("\n", "empty"), ("bad\tcookie\n", "printable ASCII"), ("x" * 256 + "\n", "longer than 255 characters")],
+)
 def test_unusable_content(tmp_path: Path, content: str, message: str) -> None:
     with pytest.raises(CookieError, match=message):
         Cookie.from_file(cookie_file(tmp_path, 0o600, content))
@@ -196,6 +199,13 @@ def test_redact_catches_escaped_and_cut_off_forms_without_breaking_json(secret: 
             if text.startswith('{"text": '):
                 decoded = json.loads(redacted)["text"]  # still JSON: the printer's quotes were given back
                 assert not windows(secret) & windows(decoded), (text, decoded)
+
+
+def test_the_longest_cookie_is_redacted_too() -> None:
+    secret = ("Ab\"cd\\ef'gh" * 30)[:255]
+    cookie = Cookie(secret.encode())
+    assert cookie.redact(json.dumps(f'<<"{erlang_string(secret)}">>')) == json.dumps('<<"[REDACTED]">>')
+    assert cookie.redact(f'<<"{erlang_string(secret[:200])}"...>>') == '<<"[REDACTED]"...>>'
 
 
 def test_redact_examples() -> None:
