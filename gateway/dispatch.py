@@ -287,13 +287,13 @@ class Dispatcher:
         spec = " ".join(str(v) for v in inv.args.get("spec") or ())
         self.audit.emit(events[0], node=node, line=inv.line, spec=spec, **self.audit.position())
         stop: dict[str, Any] = {"reason": "error"}
-        emitted: list[Any] = []
+        last: list[Any] = []
         try:
-            result = await self._run(policy, inv, node, output, emitted)
+            result = await self._run(policy, inv, node, output, last)
         except asyncio.CancelledError:
             stop["reason"] = "interrupted"
             # Cancelled, the command still emits its summary (how many messages, the limits) as it stops.
-            stop.update(_stop_fields(inv, emitted[-1]) if emitted else {})
+            stop.update(_stop_fields(inv, last[0]) if last else {})
             raise
         else:
             stop.update(_stop_fields(inv, result))
@@ -337,11 +337,11 @@ class Dispatcher:
         inv: Invocation,
         node: str | None,
         output: Output | None,
-        emitted: list[Any] | None = None,
+        last: list[Any] | None = None,
     ) -> Any:
         """Run ``inv`` on ``node`` under a fresh owner process, closed whatever happens.
 
-        A streaming command's events are printed as they come, and appended to ``emitted`` if given.
+        A streaming command's events are printed as they come; ``last``, if given, holds the latest one.
         """
         ctx = Context(
             identity=self.identity,
@@ -353,7 +353,7 @@ class Dispatcher:
             extras=dict(self.extras),
         )
         if inv.command.streaming and output is not None:
-            ctx.emit = self._emitter(inv, output, emitted)
+            ctx.emit = self._emitter(inv, output, last)
         if node is None:
             return await inv.command.run(ctx, inv)
         cluster = self.clusters.cluster_of(node)
@@ -364,10 +364,10 @@ class Dispatcher:
         finally:
             owner.close()
 
-    def _emitter(self, inv: Invocation, output: Output, emitted: list[Any] | None) -> Callable[[Any], Awaitable[None]]:
+    def _emitter(self, inv: Invocation, output: Output, last: list[Any] | None) -> Callable[[Any], Awaitable[None]]:
         async def emit(event: Any) -> None:
-            if emitted is not None:
-                emitted.append(event)
+            if last is not None:
+                last[:] = [event]
             if inv.json:
                 output.out(json_text(inv.command.to_json(event, inv)) + "\n")
             else:
