@@ -133,7 +133,9 @@ def p(cluster: Cluster, runtime: Runtime) -> Planted:
     return cluster.nodes[runtime.name]
 
 
-def run(cluster: Cluster, *args: str, node: ErlangNode | str | None = None, timeout: float = 60.0) -> Any:
+def run(
+    cluster: Cluster, *args: str, node: ErlangNode | str | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """``ssh diag@gateway ARGS... [--node NODE]``."""
     extra = ["--node", node if isinstance(node, str) else node.name] if node is not None else []
     return cluster.client().run(*args, *extra, timeout=timeout)
@@ -144,7 +146,7 @@ def ok(cluster: Cluster, *args: str, node: ErlangNode) -> str:
     r = run(cluster, *args, node=node)
     assert (r.returncode, r.stderr) == (0, ""), (args, r.returncode, r.stderr)
     assert r.stdout.endswith("\n") and "\x1b" not in r.stdout
-    return str(r.stdout)
+    return r.stdout
 
 
 def ok_json(cluster: Cluster, *args: str, node: ErlangNode) -> Any:
@@ -154,7 +156,7 @@ def ok_json(cluster: Cluster, *args: str, node: ErlangNode) -> Any:
 
 
 def check_rows(rows: Any, n: int) -> None:
-    """SPEC's proc_count/proc_window/bin_leak list: exactly the row keys, typed, best first."""
+    """SPEC's proc_count/proc_window/bin_leak list: ``n`` rows with the row keys, typed, best first."""
     assert isinstance(rows, list) and len(rows) == n, rows
     for row in rows:
         assert set(row) >= ROW_KEYS, row
@@ -239,7 +241,10 @@ def test_bin_leak_finds_the_leaker(cluster: Cluster, p: Planted) -> None:
     """bin_leak GCs every process: the leak is planted afresh before each run."""
 
     def leak() -> str:
-        p.node.eval("catch bg_plant:stop(whereis(bg_leaker)), bg_plant:leak(20, 1000000), ok.")
+        p.node.eval(
+            "case whereis(bg_leaker) of undefined -> ok; Old -> unregister(bg_leaker), bg_plant:stop(Old) end, "
+            "bg_plant:leak(20, 1000000), ok."
+        )
         return pid_of(p.node, "bg_leaker")
 
     leaker = leak()

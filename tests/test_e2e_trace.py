@@ -99,7 +99,8 @@ def test_ssh_client_sigkilled_mid_trace_leaves_the_node_clean(setup: Setup) -> N
     try:
         started = ssh.wait_line(r"^tracing bg_traced:work/2 ")
         assert "at most 1000 messages, 100 per 1s, for 60s" in started
-        assert re.fullmatch(CALL, ssh.wait_line(CALL)).group(2) == "s"  # type: ignore[union-attr]
+        call = re.fullmatch(CALL, ssh.wait_line(CALL))
+        assert call is not None and call.group(2) == "s"
         assert_tracing(setup.node)
         ssh.proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -118,7 +119,11 @@ def test_gateway_sigkilled_mid_trace_leaves_the_node_clean(setup: Setup) -> None
     d = setup.dir / "serve"
     d.mkdir()
     config = write_gateway_config(
-        d, cookie_file=setup.node.cookie_file, nodes=[setup.node.name], users={"alice": ([setup.key], ["sre"])}
+        d,
+        cookie_file=setup.node.cookie_file,
+        nodes=[setup.node.name],
+        users={"alice": ([setup.key], ["sre"])},
+        roles=ROLES,
     )
     # Its own hidden node name: the module's gateway stays connected to the node as beamgate@host.
     config.write_text(config.read_text().replace("[clusters.test]\n", '[clusters.test]\nnode_name = "bgserve"\n'))
@@ -138,6 +143,9 @@ def test_gateway_sigkilled_mid_trace_leaves_the_node_clean(setup: Setup) -> None
         assert "bgserve@" not in setup.node.eval("nodes(hidden).")
         status, _, _ = ssh.wait(30)
         assert status == 255  # ssh's own status: the connection was lost
+        # The gateway died before it could stop anything: the node alone removed the trace.
+        events = [json.loads(line)["event"] for line in (d / "state" / "audit.jsonl").read_text().splitlines()]
+        assert "trace_start" in events and "trace_stop" not in events
     finally:
         if ssh is not None:
             ssh.close()
@@ -160,7 +168,7 @@ def test_ctrl_c_in_the_shell_stops_the_trace_and_says_so(setup: Setup, monkeypat
         while len(re.findall(r"bg_traced:work\(\d+, q\)", shell.raw)) < 5:
             assert time.monotonic() < deadline, shell.text()
             shell.pump(0.1)
-        # The status line first (long: it wraps on screen, so read what the terminal received).
+        # The first line names what is traced and the limits in force (it wraps on screen: read the raw output).
         legacy = " (OTP < 27: one beamgate trace per node at a time)" if node.runtime.name == "otp25" else ""
         assert (
             f"tracing bg_traced:work/2 (1 function) in all processes with arguments matching [_, q] on "
