@@ -145,7 +145,8 @@ def test_every_command_for_the_sre_and_the_contractor(
     expected = alice if user == "alice" else bob
     role = USERS[user][0]
     if isinstance(expected, Deny):
-        u.denied(user, line, expected.message, expected.rule)
+        with frozen(cluster.app):  # refused on the gateway: nothing reaches the node
+            u.denied(user, line, expected.message, expected.rule)
         return
     out, event = u.allowed(user, line, expected.notes)
     assert shows in out
@@ -358,8 +359,9 @@ def test_a_trace_without_limits_gets_the_defaults(
 # -- 5. process keys ------------------------------------------------------------------------
 
 
-def test_info_proc_messages_is_denied_to_the_contractor_only(u: Users, cluster: Cluster) -> None:
-    node = cluster.app.name
+@pytest.mark.parametrize("attr", ["app", "app28"])
+def test_info_proc_messages_is_denied_to_the_contractor_only(u: Users, cluster: Cluster, attr: str) -> None:
+    node = getattr(cluster, attr).name
     u.denied(
         "bob",
         f"info mailbox messages --node {node}",
@@ -491,6 +493,47 @@ def test_kill_in_exec_mode_is_refused_before_anything_is_sent(u: Users, cluster:
         )
     finally:
         node.eval("victim ! stop, ok.")
+
+
+# -- the other example roles ---------------------------------------------------------------------
+
+
+def test_a_restriction_role_takes_rights_from_an_sre(u: Users, cluster: Cluster) -> None:
+    """docs/policies.md, worked example 2: erin = sre + no_state; the deny wins over sre's grant."""
+    node = cluster.app.name
+    with frozen(cluster.app):
+        for command in ("trace my_app_ticker:tick/1", "state rex", "messages mailbox"):
+            name = command.split()[0]
+            rule = f'roles.no_state.deny ("{name}")'
+            u.denied("erin", f"{command} --node {node}", f"{name} is denied to erin by {rule}", rule)
+        for key in ("binary", "dictionary"):
+            u.denied(
+                "erin",
+                f"info ticker {key} --node {node}",
+                f"info: process key {key} is denied by roles.no_state.deny_process_keys",
+                "roles.no_state.deny_process_keys",
+            )
+    out, _ = u.allowed("erin", f"info ticker registered_name status --node {node}")
+    assert "registered_name: ticker" in out and "status:" in out
+    out, event = u.allowed("erin", f"proc_count reductions 3 --node {node} --json")
+    assert len(json.loads(out)) == 3 and event["decision"] == "allowed by roles.sre.commands"
+
+
+def test_the_readonly_role(u: Users, cluster: Cluster) -> None:
+    node = cluster.app.name
+    out, event = u.allowed(
+        "carol", f"ets 50 --node {node}", notes=["ets: N lowered from 50 to 20 (roles.readonly.args.ets.max_n)"]
+    )
+    assert "largest 20 of" in out and event["decision"] == "allowed by roles.readonly.commands; n 50->20"
+    with frozen(cluster.app):
+        for command in ("proc_count memory", "trace my_app_ticker:tick/1 --pid ticker", "state rex", "bin_leak"):
+            name = command.split()[0]
+            u.denied(
+                "carol",
+                f"{command} --node {node}",
+                f"no role of carol grants {name} (roles.readonly.commands)",
+                "roles.readonly.commands",
+            )
 
 
 # -- 9. what users are told -------------------------------------------------------------------------

@@ -176,7 +176,8 @@ def alive(node: ErlangNode, name: str) -> str | None:
     """The pid registered as ``name`` on ``node`` if it is alive, asked through the node's REPL."""
     value = node.eval(
         f"case whereis({name}) of undefined -> undefined; P -> "
-        "case is_process_alive(P) of true -> pid_to_list(P); false -> undefined end end."
+        "case is_process_alive(P) of true -> pid_to_list(P); false -> undefined end end.",
+        pretty=True,
     )
     return None if value == "undefined" else value.strip('"')
 
