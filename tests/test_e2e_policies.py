@@ -53,7 +53,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def u(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Users]:
     d = tmp_path_factory.mktemp("gw")
     keys = user_keys(d)
-    gw = GatewayThread(write_config(d, cluster, keys)).start()
+    gw = GatewayThread(write_config(d, cluster.nodes, keys)).start()
     yield Users(gw, keys, d)
     gw.stop()
 

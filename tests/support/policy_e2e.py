@@ -113,11 +113,13 @@ def start_cluster(directory: Path) -> Cluster:
     return Cluster(*started)
 
 
-def write_config(directory: Path, cluster: Cluster, keys: Mapping[str, KeyPair], roles: str | None = None) -> Path:
+def write_config(
+    directory: Path, nodes: Sequence[ErlangNode], keys: Mapping[str, KeyPair], roles: str | None = None
+) -> Path:
     return write_gateway_config(
         directory,
-        cookie_file=cluster.app.cookie_file,
-        nodes=[n.name for n in cluster.nodes],
+        cookie_file=nodes[0].cookie_file,
+        nodes=[n.name for n in nodes],
         users={user: ([keys[user]], roles_) for user, roles_ in USERS.items()},
         roles=roles if roles is not None else example_roles(),
         extra=SAFETY,
