@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from commands import REGISTRY
+from tests.support.erlang import ErlangNode
 from tests.support.policy_e2e import (
     DICT_MARKER,
     MAILBOX_MARKER,
@@ -58,7 +59,7 @@ def u(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Us
     gw.stop()
 
 
-def ticker_clean(node: Any) -> bool:
+def ticker_clean(node: ErlangNode) -> bool:
     return leftovers(node, "my_app_ticker", "tick", 1) == CLEAN
 
 

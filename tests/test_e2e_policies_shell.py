@@ -281,7 +281,7 @@ def test_sighup_changes_an_open_shells_rights_and_keeps_them_on_a_broken_config(
         assert (r.returncode, r.stderr) == (0, "") and "stdlib" in r.stdout
 
         # a broken config (it would also take apps away) is rejected: everyone keeps generation 2
-        write_config(tmp_path, [node], keys, roles=example_roles(contractor_unknown="frobnicate"))
+        write_config(tmp_path, [node], keys, roles=example_roles(contractor_extra=["frobnicate"]))
         serve.reload()
         assert serve.wait_log("config reload rejected").endswith(
             f"config reload rejected: 1 problem(s) in {config}; keeping the previous config (generation 2)"

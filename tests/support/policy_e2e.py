@@ -1,4 +1,4 @@
-"""The policy end-to-end setting: the example roles, seven users, app and db nodes, a gateway.
+"""The policy end-to-end setting: the example roles, six users, app and db nodes.
 
 :func:`start_cluster` starts three real target nodes sharing a cookie: two
 application nodes (``app...``, on OTP 25 and OTP 28) and a database node
@@ -61,14 +61,12 @@ CONTRACTOR_COMMANDS = (
 )  # fmt: skip
 
 
-def example_roles(contractor_extra: Sequence[str] = (), contractor_unknown: str | None = None) -> str:
+def example_roles(contractor_extra: Sequence[str] = ()) -> str:
     """The shipped example roles (``app@*`` as ``app*``), the contractor optionally granted more commands."""
     text = "\n".join(role_file(name) for name in EXAMPLE_ROLES)
     assert text.count('nodes = ["app@*"]') == 2, "the example roles changed: revisit this test setting"
     text = text.replace('nodes = ["app@*"]', 'nodes = ["app*"]')
     listed = ", ".join(f'"{c}"' for c in (*CONTRACTOR_COMMANDS, *contractor_extra))
-    if contractor_unknown is not None:
-        listed += f', "{contractor_unknown}"'
     old = "commands = [" + ", ".join(f'"{c}"' for c in CONTRACTOR_COMMANDS) + "]"
     assert old in text, "the contractor role's commands changed: revisit CONTRACTOR_COMMANDS"
     return text.replace(old, f"commands = [{listed}]") + "\n" + APP_READER
