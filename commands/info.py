@@ -102,7 +102,8 @@ COMMAND = Command(
         "With PROC: recon:info/1 for that process, by group: meta (registered name, dictionary, group "
         "leader, status), signals (links, monitors, monitored by, trap_exit), location (initial call, "
         "current stacktrace), memory_used (memory, queue length, heap sizes, GC settings) and work "
-        "(reductions). KEY picks groups or single items; binary (its refc binaries) only when asked."
+        "(reductions). KEY picks groups or single items; binary (its refc binaries) and messages (the first "
+        "10 in the mailbox) only when asked."
     ),
     when=(
         "First thing on an unfamiliar or sick node: a count close to its limit (atoms never shrink), "
@@ -111,8 +112,9 @@ COMMAND = Command(
     ),
     cost=(
         "Node: negligible, a handful of constant-time system_info calls and erlang:memory/0. Process: one "
-        "process_info/2 call; the mailbox is never read, the dictionary, links and monitors are cut to their "
-        "first 50 entries on the node."
+        "process_info/2 call; the dictionary, links and monitors are cut to their first 50 entries on the node. "
+        "The mailbox is read only for KEY messages, as the messages command reads it: not for protected "
+        "processes, and only when at most safety.messages_cap messages are queued."
     ),
     params=(
         Param("PROC", "proc", "a pid (<0.123.0>), registered name or global:NAME", required=False),
@@ -129,6 +131,8 @@ COMMAND = Command(
     render=render,
     to_json=lambda result, inv: result,
     fanout=True,
-    notes="Groups: " + "; ".join(f"{g}: {', '.join(items)}" for g, items in GROUPS.items()) + "; binary on request.",
+    notes="Groups: "
+    + "; ".join(f"{g}: {', '.join(items)}" for g, items in GROUPS.items())
+    + "; binary and messages on request.",
     examples=("info", "info --json", "info --nodes 'app@*'", "info my_server", "info <0.123.0> memory_used work"),
 )

@@ -16,8 +16,17 @@ from typing import Any
 from gateway.dist.rpc import Snippet
 
 from .context import Context
-from .format import human_count
-from .procs import RESOLVE, SHOW, explain_proc, optional_name, pid_shown, proc_binding, protected_names, shown_text
+from .procs import (
+    RESOLVE,
+    SHOW,
+    explain_proc,
+    optional_name,
+    pid_shown,
+    proc_binding,
+    protected_names,
+    queue_too_long,
+    shown_text,
+)
 from .remote import evaluate
 from .spec import Command, Invocation, Param
 from .stack import PROC_PARAM
@@ -45,13 +54,7 @@ MESSAGES = Snippet(
 async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
     ref, node = inv.args["proc"], ctx.need_target().name
     cap = ctx.safety.messages_cap
-    explain = {
-        **explain_proc(ref, node),
-        "queue_too_long": lambda queued: (
-            f"{ref} has {human_count(queued)} messages queued, above the cap of {cap} (safety.messages_cap): "
-            "reading them could hurt the node; see proc_count message_queue_len and stack instead"
-        ),
-    }
+    explain = {**explain_proc(ref, node), "queue_too_long": queue_too_long(ref, cap)}
     bindings = {"Proc": proc_binding(ref), "Protected": protected_names(ctx), "Cap": cap, "N": inv.args["n"]}
     pid, name, length, shown = await evaluate(ctx, MESSAGES, bindings, explain=explain)
     return {

@@ -6,7 +6,11 @@ read here in one ``process_info/2`` call; what can be unbounded is cut on
 the target before it travels: the dictionary (its first 50 entries, each
 printed with depth 8 and cut at 2,000 bytes), links and monitors (the first
 50 with their count), and binaries, only on request (count, total bytes and
-the 10 largest). ``messages`` is never read here (SPEC safety rule 7).
+the 10 largest). ``messages`` is read only on request and as the
+``messages`` command reads it (SPEC safety rule 7): refused for protected
+processes, and only when the queue is at most ``safety.messages_cap`` long,
+checked on the node just before; the first :data:`MESSAGES_SHOWN` messages
+are printed there, bounded.
 
 :func:`process_items` lists the ``process_info`` items an invocation reads,
 for a policy that denies some of them (``deny_process_keys``).
@@ -22,7 +26,18 @@ from gateway.dist.terms import Atom
 
 from .context import Context
 from .format import human_bytes, human_count, mfa_text, safe_join, sanitize, term_text
-from .procs import RESOLVE, SHOW, explain_proc, frame_text, optional_name, pid_shown, proc_binding, shown_text
+from .procs import (
+    RESOLVE,
+    SHOW,
+    explain_proc,
+    frame_text,
+    optional_name,
+    pid_shown,
+    proc_binding,
+    protected_names,
+    queue_too_long,
+    shown_text,
+)
 from .remote import evaluate
 from .spec import Invocation
 
@@ -34,8 +49,10 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
     "memory_used": ("memory", "message_queue_len", "heap_size", "total_heap_size", "garbage_collection"),
     "work": ("reductions",),
 }
-#: Read only when asked for by name: the list can be as long as the process's binaries.
-ON_REQUEST = {"binary": "memory_used"}
+#: Read only when asked for by name: the binaries can be many, the mailbox long.
+ON_REQUEST = {"binary": "memory_used", "messages": "memory_used"}
+#: ``info PROC messages`` shows the first messages, like ``messages PROC``.
+MESSAGES_SHOWN = 10
 GROUP_OF = {item: group for group, items in GROUPS.items() for item in items} | ON_REQUEST
 KEYS = (*GROUPS, *GROUP_OF)
 
@@ -55,12 +72,27 @@ PROC_INFO = Snippet(
                      lists:sublist(lists:reverse(lists:keysort(2, Bins)), 10)};
                (Other) -> Other
             end,
-    case erlang:process_info(Pid, Items) of
+    Mailbox = case lists:member(messages, Items) of
+        false -> [];
+        true ->
+            _ = BgGuard(Pid, Protected),
+            case erlang:process_info(Pid, message_queue_len) of
+                {message_queue_len, Len} when Len > Cap -> throw({beamgate, queue_too_long, Len});
+                {message_queue_len, _} ->
+                    case erlang:process_info(Pid, messages) of
+                        {messages, Queue} ->
+                            [{messages, length(Queue), [BgShow(M, 10, 2000) || M <- lists:sublist(Queue, Shown)]}];
+                        undefined -> throw({beamgate, no_such_process, Proc})
+                    end;
+                undefined -> throw({beamgate, no_such_process, Proc})
+            end
+    end,
+    case erlang:process_info(Pid, lists:delete(messages, Items)) of
         undefined -> throw({beamgate, no_such_process, Proc});
-        Info -> {Pid, lists:map(Shape, Info)}
+        Info -> {Pid, lists:map(Shape, Info) ++ Mailbox}
     end.
     """,
-    ("Items", "Proc"),
+    ("Cap", "Items", "Proc", "Protected", "Shown"),
 )
 
 
@@ -79,8 +111,16 @@ async def run_proc(ctx: Context, inv: Invocation) -> dict[str, Any]:
     ref = inv.args["proc"]
     node = ctx.need_target().name
     items = process_items(inv.args.get("key") or ())
-    bindings = {"Proc": proc_binding(ref), "Items": [Atom(i) for i in items]}
-    pid, info = await evaluate(ctx, PROC_INFO, bindings, explain=explain_proc(ref, node))
+    cap = ctx.safety.messages_cap
+    bindings = {
+        "Proc": proc_binding(ref),
+        "Items": [Atom(i) for i in items],
+        "Protected": protected_names(ctx),
+        "Cap": cap,
+        "Shown": MESSAGES_SHOWN,
+    }
+    explain = {**explain_proc(ref, node), "queue_too_long": queue_too_long(ref, cap)}
+    pid, info = await evaluate(ctx, PROC_INFO, bindings, explain=explain)
     out: dict[str, Any] = {"pid": pid_shown(pid, node)}
     for entry in info:
         key = str(entry[0])
@@ -96,6 +136,9 @@ def _value(key: str, rest: Sequence[Any], node: str) -> Any:
     if key in ("links", "monitors", "monitored_by"):
         count, items = rest
         return {"count": count, "items": [term_text(i, local_node=node) for i in items]}
+    if key == "messages":
+        count, shown = rest
+        return {"count": count, "messages": [shown_text(m) for m in shown]}
     if key == "binary":
         count, total, largest = rest
         return {"count": count, "bytes": total, "largest": [{"bytes": b[1], "refc": b[2]} for b in largest]}
@@ -138,6 +181,8 @@ def _shown(key: str, value: Any) -> list[str]:
         return _listed(value["count"], [safe_join(" => ", pair) for pair in value["entries"]])
     if key in ("links", "monitors", "monitored_by"):
         return _listed(value["count"], [sanitize(item) for item in value["items"]])
+    if key == "messages":
+        return _listed(value["count"], [sanitize(m) for m in value["messages"]])
     if key == "binary":
         sizes = ", ".join(human_bytes(b["bytes"]) for b in value["largest"])
         return [f"{human_count(value['count'])} refc binaries, {human_bytes(value['bytes'])} (largest: {sizes or '-'})"]

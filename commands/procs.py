@@ -32,7 +32,7 @@ process dictionary (OTP 26+).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gateway.dist.terms import Atom, Pid
@@ -209,6 +209,14 @@ def explain_proc(ref: ProcRef, node: str) -> Explain:
         "remote_process": lambda d: f"{ref} runs on {name_text(d)}; run the command there (--node {name_text(d)})",
         "protected": lambda d: f"{ref} is a protected process ({name_text(_decoded(d))}): refused for everyone",
     }
+
+
+def queue_too_long(ref: ProcRef, cap: int) -> Callable[[Any], str]:
+    """The message for a mailbox longer than ``safety.messages_cap`` (``messages``, ``info PROC messages``)."""
+    return lambda queued: (
+        f"{ref} has {human_count(queued)} messages queued, above the cap of {cap} (safety.messages_cap): "
+        "reading them could hurt the node; see proc_count message_queue_len and stack instead"
+    )
 
 
 def _decoded(value: Any) -> str:

@@ -119,22 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (_handler, add_arguments, help_text) in _COMMANDS.items():
+    names = sorted(_COMMANDS, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
+    for name in names:
+        _handler, add_arguments, help_text = _COMMANDS[name]
         p = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(p)
     return parser
 
 
 def _import_subcommands() -> None:
-    """Sub-commands defined next to the layer they drive register themselves on import."""
-    import importlib
+    """The sub-commands defined next to the layer they drive register themselves on import."""
+    from . import audit_cli, demo, recording_cli, server_cli  # noqa: F401
 
-    for module in ("gateway.server_cli", "gateway.demo", "gateway.recording_cli", "gateway.audit_cli"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+
+#: The order ``beamgate --help`` lists sub-commands in (SPEC's order).
+_ORDER = ("serve", "demo", "check-config", "ping", "verify", "replay", "recording-key", "audit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

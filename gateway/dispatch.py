@@ -287,18 +287,16 @@ class Dispatcher:
         spec = " ".join(str(v) for v in inv.args.get("spec") or ())
         self.audit.emit(events[0], node=node, line=inv.line, spec=spec, **self.audit.position())
         stop: dict[str, Any] = {"reason": "error"}
+        last: list[Any] = []
         try:
-            result = await self._run(policy, inv, node, output)
+            result = await self._run(policy, inv, node, output, last)
         except asyncio.CancelledError:
             stop["reason"] = "interrupted"
+            # Cancelled, the command still emits its summary (how many messages, the limits) as it stops.
+            stop.update(_stop_fields(inv, last[0]) if last else {})
             raise
         else:
-            summary = inv.command.to_json(result, inv)
-            if isinstance(summary, Mapping):
-                stop.update(reason=summary.get("reason"), messages=summary.get("count"))
-            limits = getattr(result, "limits", None)
-            if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
-                stop["limits"] = dataclasses.asdict(limits)
+            stop.update(_stop_fields(inv, result))
             return result
         finally:
             self.audit.emit(events[1], node=node, line=inv.line, spec=spec, **stop, **self.audit.position())
@@ -333,8 +331,18 @@ class Dispatcher:
 
     # -- running -----------------------------------------------------------------------
 
-    async def _run(self, policy: UserPolicy, inv: Invocation, node: str | None, output: Output | None) -> Any:
-        """Run ``inv`` on ``node`` under a fresh owner process, closed whatever happens."""
+    async def _run(
+        self,
+        policy: UserPolicy,
+        inv: Invocation,
+        node: str | None,
+        output: Output | None,
+        last: list[Any] | None = None,
+    ) -> Any:
+        """Run ``inv`` on ``node`` under a fresh owner process, closed whatever happens.
+
+        A streaming command's events are printed as they come; ``last``, if given, holds the latest one.
+        """
         ctx = Context(
             identity=self.identity,
             registry=self.registry,
@@ -345,7 +353,7 @@ class Dispatcher:
             extras=dict(self.extras),
         )
         if inv.command.streaming and output is not None:
-            ctx.emit = self._emitter(inv, output)
+            ctx.emit = self._emitter(inv, output, last)
         if node is None:
             return await inv.command.run(ctx, inv)
         cluster = self.clusters.cluster_of(node)
@@ -356,14 +364,28 @@ class Dispatcher:
         finally:
             owner.close()
 
-    def _emitter(self, inv: Invocation, output: Output) -> Callable[[Any], Awaitable[None]]:
+    def _emitter(self, inv: Invocation, output: Output, last: list[Any] | None) -> Callable[[Any], Awaitable[None]]:
         async def emit(event: Any) -> None:
+            if last is not None:
+                last[:] = [event]
             if inv.json:
                 output.out(json_text(inv.command.to_json(event, inv)) + "\n")
             else:
                 _print(output, inv.command.render(event, inv))
 
         return emit
+
+
+def _stop_fields(inv: Invocation, summary: Any) -> dict[str, Any]:
+    """The audit fields of a streaming command's final summary: reason, messages and limits."""
+    doc = inv.command.to_json(summary, inv)
+    if not isinstance(doc, Mapping) or doc.get("event") != "stopped":
+        return {}
+    fields: dict[str, Any] = {"reason": doc.get("reason"), "messages": doc.get("count")}
+    limits = getattr(summary, "limits", None)
+    if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
+        fields["limits"] = dataclasses.asdict(limits)
+    return fields
 
 
 def _print(output: Output, text: str) -> None:

@@ -28,7 +28,7 @@ from prompt_toolkit.styles import Style
 
 from commands.context import Identity
 
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, safe_text
 from .session import Terminal, TerminalOutput
 from .session_state import SessionState
 from .shell_common import Foreground, banner, prompt_parts
@@ -114,11 +114,18 @@ class Shell:
         return 0
 
     async def _confirm(self, question: str) -> str | None:
-        """Ask the user to type an answer while a command waits (``kill`` asks for the pid)."""
+        """Ask the user to type an answer while a command waits (``kill`` asks for the pid).
+
+        prompt_toolkit cuts the lines of a prompt above its input line at the terminal's
+        width, so those lines (what will happen, its cost) are printed first, in full.
+        """
+        *above, last = question.split("\n")
+        if above:
+            self.terminal.write(safe_text("\n".join(above)) + "\n")
         self._confirming = True
         try:
             session: PromptSession[str] = PromptSession()
-            return await session.prompt_async(question)
+            return await session.prompt_async(last)
         except (KeyboardInterrupt, EOFError):
             return None
         finally:

@@ -266,9 +266,16 @@ class UserPolicy:
         return Denied(f"no role of {self.user} grants {command.name} ({rule})", rule)
 
     def _protected(self, edit: _Edit) -> None:
-        """Built-in: ``state``, ``messages`` and ``kill`` refuse protected processes, by name."""
+        """Built-in: ``state``, ``messages`` and ``kill`` refuse protected processes, by name.
+
+        So does ``info PROC KEY...`` asking for a key that shows what such a command
+        shows (``info auth messages`` reads the mailbox ``messages auth`` would).
+        """
         name = edit.inv.name
-        if name not in limits.PROTECTED_COMMANDS:
+        keys = [str(v) for p in process_key_params(edit.inv.command) for v in _values(edit.get(p.key))]
+        if name not in limits.PROTECTED_COMMANDS and not any(
+            limits.KEY_COMMANDS.get(k) in limits.PROTECTED_COMMANDS for k in keys
+        ):
             return
         protected = self.protected_names()
         for param in proc_params(edit.inv.command):

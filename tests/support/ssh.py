@@ -6,10 +6,13 @@
   of real target nodes, users, roles, recording, audit);
 * :class:`GatewayThread` runs :class:`gateway.server.Gateway` on its own
   event loop in a background thread, listening on a free port;
-  :class:`Served` runs ``beamgate serve`` as a real child process;
+* :class:`Served` runs ``beamgate serve --config F`` as a real child process
+  instead (for tests that SIGKILL the gateway, or read its log);
 * :class:`Client` runs ``ssh`` (and ``sftp``) against it with a pinned host
   key, no agent, no config file; :meth:`Client.shell` spawns an interactive
-  session in a real pty (pexpect) rendered with pyte.
+  session in a real pty (pexpect) rendered with pyte; :meth:`Client.start`
+  runs one exec command in the background (:class:`Running`), for tests that
+  act while it streams.
 """
 
 from __future__ import annotations
@@ -338,6 +341,61 @@ class Served(AuditView):
             self.kill()
 
 
+def serve(config: Path) -> tuple[subprocess.Popen[str], Listening]:
+    """``beamgate serve`` for ``config`` (:class:`Served`), once it listens: its process and address.
+
+    The caller owns the process (``kill`` it, or SIGTERM and ``communicate``).
+    """
+    served = Served(config).start()
+    assert served.proc is not None
+    return served.proc, served.endpoint
+
+
+class Running:
+    """One exec command running in the background: its stdout lines as they arrive."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_line(self, pattern: str, timeout: float = 30.0) -> str:
+        """The first stdout line matching the regular expression ``pattern`` (searched), waiting for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.lines if re.search(pattern, line)]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline or (self.proc.poll() is not None and not self._reader.is_alive()):
+                stderr = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+                raise AssertionError(f"no line matching {pattern!r}; stdout: {self.lines} stderr: {stderr!r}")
+            time.sleep(0.02)
+
+    def wait(self, timeout: float = 60.0) -> tuple[int, str, str]:
+        """Wait for ssh to exit: (status, stdout, stderr)."""
+        status = self.proc.wait(timeout)
+        self._reader.join(10)
+        assert self.proc.stderr is not None
+        return status, "".join(line + "\n" for line in self.lines), self.proc.stderr.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
 class Client:
     """The OpenSSH client, pinned to one gateway's host key, with one identity."""
 
@@ -383,6 +441,10 @@ class Client:
             text=True,
             timeout=timeout,
         )
+
+    def start(self, *args: str, user: str = "diag", options: Sequence[str] = ()) -> Running:
+        """``ssh [options] user@gateway ARGS...`` in the background; stdin closed."""
+        return Running(self.argv(*args, user=user, options=options))
 
     def shell(self, *args: str, columns: int = 100, rows: int = 30, user: str = "diag") -> Screen:
         """An interactive session (``ssh -tt``) in a real pty of ``columns`` x ``rows``."""
