@@ -8,7 +8,9 @@
   valid asciicast, ``verify`` confirms the signed prefix and reports the
   session unterminated (exit 3), ``asciinema cat`` still plays it;
 * a full disk (a real tmpfs as ``recording.dir``): a new session is refused
-  with a message, a running one is ended with a notice, both audited;
+  with a message, a running one is ended with a notice, both audited; the
+  same when the recording disappears under an idle session and the next
+  record (a key, a resize) fails;
 * ``beamgate audit`` finds commands by user, node, command and time, and
   ``beamgate replay --from-offset`` starts at the output of the command found;
 * retention: old recordings are removed by the running server and audited.
@@ -456,9 +458,8 @@ def test_audit_search_finds_commands_and_replay_jumps_to_them(
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.startswith(CLEAR_SCREEN)
     shown = replayed.stdout[len(CLEAR_SCREEN) :].decode()
-    after = "".join(json.loads(line)[2] for line in cast.read_bytes()[offset:].decode().splitlines()
-                    if json.loads(line)[1] == "o")  # fmt: skip
-    assert shown == after
+    records = [json.loads(line) for line in cast.read_bytes()[offset:].decode().splitlines()]
+    assert shown == "".join(r[2] for r in records if r[1] == "o")
     assert shown.startswith(f"top 2 processes by message_queue_len on {a.name}\r\nPID ")
     assert "memory total:" not in shown and "memory total:" in cast_output(cast)  # the earlier info is skipped
 

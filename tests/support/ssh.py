@@ -306,6 +306,7 @@ class Served(AuditView):
         listening = self.proc.stdout.readline()
         m = re.fullmatch(r"beamgate listening on (\S+):(\d+)\n", listening)
         if m is None:
+            self.proc.kill()
             self.proc.wait(30)
             raise AssertionError(f"beamgate serve did not start: {listening!r}\n{self.log()}")
         self.proc.stdout.readline()  # the host key's fingerprint
