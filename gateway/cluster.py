@@ -24,13 +24,27 @@ from .dist.rpc import RemoteNode, RpcClient
 from .secret import Cookie
 
 
+class ClusterSetupError(Exception):
+    """A cluster cannot be set up from its config (its TLS files); the message names the key and file."""
+
+
 def tls_context(cluster: ClusterConfig) -> ssl.SSLContext | None:
     """Client-side TLS for ``inet_tls_dist`` clusters (mutual: we present a certificate)."""
-    if cluster.tls is None:
+    tls = cluster.tls
+    if tls is None:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cluster.tls.cafile))
-    ctx.load_cert_chain(str(cluster.tls.certfile), str(cluster.tls.keyfile))
-    ctx.check_hostname = cluster.tls.verify_hostname
+    key = f"clusters.{cluster.name}.tls"
+    try:  # ssl.SSLError is an OSError: a missing, unreadable or malformed PEM file
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.cafile))
+    except OSError as exc:
+        raise ClusterSetupError(f"{key}.cafile: cannot load {tls.cafile}: {exc.strerror or exc}") from None
+    try:
+        ctx.load_cert_chain(str(tls.certfile), str(tls.keyfile))
+    except OSError as exc:
+        raise ClusterSetupError(
+            f"{key}: cannot load certfile {tls.certfile} with keyfile {tls.keyfile}: {exc.strerror or exc}"
+        ) from None
+    ctx.check_hostname = tls.verify_hostname
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
 

@@ -8,21 +8,32 @@ from collections.abc import Iterable
 
 from .secret import Cookie
 
+_TRACEBACKS = logging.Formatter()
+
 
 class RedactCookies(logging.Filter):
-    """Replaces any cookie in a record's final text with ``[REDACTED]``."""
+    """Replaces any cookie in a record's final text, and in its traceback, with ``[REDACTED]``."""
 
     def __init__(self, cookies: Iterable[Cookie]) -> None:
         super().__init__()
         self.cookies = list(cookies)
 
+    def _redact(self, text: str) -> str:
+        for cookie in self.cookies:
+            text = cookie.redact(text)
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        redacted = text
-        for cookie in self.cookies:
-            redacted = cookie.redact(redacted)
+        redacted = self._redact(text)
         if redacted != text:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:  # an exception's message may hold remote text
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redact(record.stack_info)
         return True
 
 

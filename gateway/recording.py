@@ -26,7 +26,8 @@ Theory of operation:
 - Redaction (SPEC rule 1): every text goes through ``redact``. With
   ``pending`` (e.g. ``Cookie.pending_prefix``), the tail of a stream that
   could begin a secret is held back until the next chunk of the same stream
-  decides, so a cookie split across keystrokes or writes is still replaced.
+  decides (or a marker, or the end), so a cookie split across keystrokes or
+  writes is still replaced.
 
 A recorder is used from one thread (the session's event loop).
 """
@@ -173,8 +174,12 @@ class Recorder:
         self._event("r", f"{int(cols)}x{int(rows)}")
 
     def marker(self, label: str) -> None:
-        """An asciicast marker (players can jump to it), e.g. at the start of each command."""
+        """An asciicast marker (players can jump to it), e.g. at the start of each command.
+
+        Text held back until then is written first: it reached the terminal before the marker.
+        """
         self._check()
+        self._release_held()
         self._event("m", self._redact(label))
 
     def checkpoint(self) -> None:
@@ -191,9 +196,7 @@ class Recorder:
         self._cancel_timer()
         if self._error is None:
             try:
-                for kind, held in self._held.items():
-                    if held:
-                        self._event(kind, held)
+                self._release_held()
                 self._checkpoint(final=True)
             except RecordingError:
                 pass  # recorded in self._error and audited
@@ -229,6 +232,12 @@ class Recorder:
         self._held[kind] = text[len(text) - keep :] if keep else ""
         if len(text) > keep:
             self._event(kind, text[: len(text) - keep])
+
+    def _release_held(self) -> None:
+        for kind, held in self._held.items():
+            if held:
+                self._held[kind] = ""
+                self._event(kind, held)
 
     def _event(self, kind: str, data: str) -> None:
         self._append(encode_record(self._now(), kind, _valid_unicode(data)))

@@ -55,11 +55,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not keys:
         print("error: no trusted key: pass --key PUBFILE (from `beamgate recording-key`) or --config", file=sys.stderr)
         return 2
-    ended = _ended_sessions(config) if config else {}
+    ended, failed = _audited_ends(config) if config else ({}, {})
     worst = 0
     for path in _recordings(args.files):
         verdict = verify_file(path, keys)
-        if verdict.status == UNTERMINATED and path.name in ended:
+        if verdict.status == UNTERMINATED and path.name in failed:
+            verdict = replace(verdict, why=failed[path.name])
+        elif verdict.status == UNTERMINATED and path.name in ended:
             verdict = _cut_short(path, verdict, ended[path.name])
         print(json.dumps(verdict.to_json()) if args.json else verdict.text(), flush=True)
         if verdict.status in (TAMPERED, INVALID):
@@ -86,21 +88,34 @@ def _recordings(names: list[str]) -> list[Path]:
     return paths
 
 
-def _ended_sessions(config: Config) -> dict[str, str]:
-    """Recording file name -> time of its ``session_end`` in the audit log."""
+def _audited_ends(config: Config) -> tuple[dict[str, str], dict[str, str]]:
+    """From the audit log, by recording file name: when its session ended, and why it failed if it did.
+
+    A recording the gateway could not write (``recording_failed``: disk full, folder removed) has no
+    final checkpoint for a known reason; it is not cut short by someone.
+    """
     from .audit_read import LogCheck, read_log, visible
 
     ended: dict[str, str] = {}
+    failed: dict[str, str] = {}
     path = Path(config.audit.path)
     try:
         for _, record in read_log(path, LogCheck()):
-            if record.get("event") == "session_end" and isinstance(record.get("recording"), str):
-                ended[record["recording"]] = visible(record.get("ts"))
+            name = record.get("recording")
+            if not isinstance(name, str):
+                continue
+            if record.get("event") == "session_end":
+                ended[name] = visible(record.get("ts"))
+            elif record.get("event") == "recording_failed" and record.get("stage") == "write":
+                failed[name] = (
+                    f"the gateway could not write it ({visible(record.get('error'))}), "
+                    f"as its audit log records at {visible(record.get('ts'))}"
+                )
     except FileNotFoundError:
         pass  # no audit log yet: nothing to cross-check
     except OSError as exc:
         print(f"warning: cannot read audit log {path} ({exc.strerror}): no cross-check", file=sys.stderr)
-    return ended
+    return ended, failed
 
 
 def _cut_short(path: Path, verdict: Verdict, ended_at: str) -> Verdict:

@@ -60,6 +60,8 @@ class Verdict:
     unsigned: int = 0  # records after the last good checkpoint (unterminated)
     key: str | None = None
     header: dict[str, Any] = field(default_factory=dict)
+    #: Why an unterminated recording has no final checkpoint (the audit log may know better than a crash).
+    why: str = "the gateway stopped without closing this recording"
 
     def text(self) -> str:
         """One line for a person."""
@@ -76,10 +78,7 @@ class Verdict:
                     f"intact up to line {self.verified_lines} (t={self.verified_t:.3f}s, "
                     f"checkpoint {self.checkpoints}, signed by {self.key})"
                 )
-            return (
-                f"UNTERMINATED {self.path}: {covered}; {self.unsigned} later record(s) unsigned: "
-                "the gateway stopped without closing this recording"
-            )
+            return f"UNTERMINATED {self.path}: {covered}; {self.unsigned} later record(s) unsigned: {self.why}"
         p = self.problem
         assert p is not None
         if self.status == INVALID:
@@ -99,6 +98,8 @@ class Verdict:
             "key": self.key,
             "session": self.header.get("beamgate", {}).get("session") if self.header else None,
         }
+        if self.status == UNTERMINATED:
+            out["why"] = self.why
         if self.problem is not None:
             p = self.problem
             out["problem"] = {"kind": p.kind, "line": p.line, "offset": p.offset, "t": p.t, "detail": p.detail}

@@ -5,6 +5,18 @@ copying into text, and exposes exactly two operations: the MD5 challenge
 digest of the distribution handshake, and :meth:`Cookie.redact`, which
 replaces the cookie wherever it occurs in text bound for a user, a recording,
 an audit line or a log.
+
+Remote data reaches that text through printers that escape and cut: Erlang's
+``~p`` and JSON put a backslash before a quote or a backslash (twice over
+when a JSON document carries an Erlang-printed state), the terminal
+sanitizer doubles backslashes, and depth or size limits show only the first
+characters of a long string followed by ``...``. So :meth:`Cookie.redact`
+matches the cookie with any run of backslashes before each of its quotes
+and backslashes, and also a cut-off display of it: its first
+:data:`MIN_SHOWN` or more characters directly followed by an ellipsis. A
+match gives back the quotes and backslashes it begins or ends with (they
+may be the printer's own, such as the escaped quote closing a string in a
+JSON document), so redacting never breaks the quoting of what it redacts.
 """
 
 from __future__ import annotations
@@ -12,11 +24,51 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import stat
 from pathlib import Path
 from typing import NoReturn
 
 REDACTED = "[REDACTED]"
+#: A cookie is an atom on the nodes: at most 255 characters.
+MAX_LENGTH = 255
+#: The characters printers escape (with backslashes).
+_ESCAPED = "\\\"'"
+#: A cut-off display (``<<"abcd"...>>``) is redacted when it shows at least this many characters of the cookie.
+MIN_SHOWN = 4
+#: What follows a cut-off display: the closing quote (maybe escaped), a space, the ellipsis.
+_CUT = r'(?=\\*"?\s?\.\.\.)'
+
+
+def _char(ch: str) -> str:
+    """One character of the cookie as it may be printed: escaped any number of times if it is a quote or ``\\``."""
+    if ch == "\\":
+        return r"\\+"
+    if ch in _ESCAPED:
+        return r"\\*" + re.escape(ch)
+    return re.escape(ch)
+
+
+def _pattern(secret: str) -> re.Pattern[str]:
+    """The cookie, escaped or not; or its first ``MIN_SHOWN`` to ``len - 1`` characters before an ellipsis."""
+    chars = [_char(ch) for ch in secret]
+    whole = "".join(chars)
+    if len(chars) <= MIN_SHOWN:
+        return re.compile(whole)
+    longer = ""
+    for ch in reversed(chars[MIN_SHOWN:-1]):
+        longer = f"(?:{ch}{longer})?"
+    return re.compile(f"{whole}|{''.join(chars[:MIN_SHOWN])}{longer}{_CUT}")
+
+
+def _redacted(match: re.Match[str]) -> str:
+    """The marker for one match, giving back the quotes and backslashes at its ends (see the module comment)."""
+    text = match.group()
+    lead = len(text) - len(text.lstrip(_ESCAPED))
+    trail = len(text) - len(text.rstrip(_ESCAPED))
+    if lead + trail >= len(text):
+        return REDACTED  # a cookie of quotes and backslashes only: nothing to give back
+    return text[:lead] + REDACTED + text[len(text) - trail :]
 
 
 class CookieError(Exception):
@@ -24,15 +76,19 @@ class CookieError(Exception):
 
 
 class Cookie:
-    __slots__ = ("_value",)
+    __slots__ = ("_printed", "_value")
     _value: bytes
+    _printed: re.Pattern[str]
 
     def __init__(self, value: bytes) -> None:
         if not value:
             raise CookieError("the cookie is empty")
         if any(b < 0x20 or b > 0x7E for b in value):
             raise CookieError("the cookie must be printable ASCII (no control characters)")
+        if len(value) > MAX_LENGTH:
+            raise CookieError(f"the cookie is longer than {MAX_LENGTH} characters, the limit of an Erlang atom")
         object.__setattr__(self, "_value", value)
+        object.__setattr__(self, "_printed", _pattern(value.decode("ascii")))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Cookie:
@@ -67,9 +123,8 @@ class Cookie:
         return hmac.compare_digest(self.digest(challenge), digest)
 
     def redact(self, text: str) -> str:
-        """``text`` with every occurrence of the cookie replaced by ``[REDACTED]``."""
-        secret = self._value.decode("ascii")
-        return text.replace(secret, REDACTED) if secret in text else text
+        """``text`` with every occurrence of the cookie replaced by ``[REDACTED]``: escaped or cut off too."""
+        return self._printed.sub(_redacted, text)
 
     def pending_prefix(self, text: str) -> int:
         """Length of the longest tail of ``text`` that could begin the cookie (0 if none).

@@ -21,13 +21,14 @@ class StartError(Exception):
 async def run_gateway(config: Config, on_ready: Callable[[str, int, str], None] | None = None) -> None:
     """Serve ``config`` until SIGINT/SIGTERM; ``on_ready(host, port, host_key_fingerprint)`` once listening."""
     from .audit import AuditError
+    from .cluster import ClusterSetupError
     from .recording import RecordingError
     from .secret import CookieError
     from .server import Gateway, HostKeyError
 
     try:
         gateway = Gateway(config)
-    except (CookieError, HostKeyError, AuditError, RecordingError) as exc:
+    except (CookieError, ClusterSetupError, HostKeyError, AuditError, RecordingError) as exc:
         raise StartError(str(exc)) from None
     try:
         host, port = await gateway.start()

@@ -193,7 +193,11 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         if self.terminal is not None and self.terminal.recorder is not None:
-            self.terminal.recorder.resize(width, height)
+            try:
+                self.terminal.recorder.resize(width, height)
+            except RecordingError as exc:
+                self._recording_failed(exc)
+                return
         if self.mode is not None:
             self.mode.resized()
 
@@ -213,8 +217,16 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
     def _deliver(self, data: str) -> None:
         assert self.mode is not None and self.terminal is not None
         if self.terminal.recorder is not None:
-            self.terminal.recorder.input(data)
+            try:
+                self.terminal.recorder.input(data)
+            except RecordingError as exc:
+                self._recording_failed(exc)  # input that cannot be recorded is never acted on
+                return
         self.mode.feed(data)
+
+    def _recording_failed(self, exc: RecordingError) -> None:
+        """The recording failed outside the mode (input, a resize, a timer): end with the reason, told."""
+        self.end(f"the session recording failed ({exc})")
 
     def end(self, reason: str, *, tell: bool = True) -> None:
         """End the session (limits, shutdown, lost connection); with ``tell``, the user sees ``reason``."""
@@ -255,7 +267,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
                     height=height,
                     term=self.term_type,
                     command=command,
-                    on_error=lambda exc: self.end(f"the session recording failed ({exc})"),
+                    on_error=self._recording_failed,
                 )
                 trail.emit(
                     "session_start",
@@ -285,7 +297,8 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             pass  # end() cancelled the mode (or the mode saw the cancellation and returned)
         except (AuditError, RecordingError) as exc:
             log.error("session %s ended: %s", self.id, exc)
-            terminal.notice(f"\nerror: {exc}; the session is ended\n")
+            if self.end_reason is None:  # else the mode hit the failure while ending: the reason is told below
+                terminal.notice(f"\nerror: {exc}; the session is ended\n")
         except Exception:
             log.exception("session %s failed", self.id)
             terminal.notice("\nerror: internal error in the gateway; the session is ended\n")

@@ -14,7 +14,7 @@ from gateway import audit as audit_module
 from gateway.audit import GENESIS, AuditError, AuditLog, line_hash
 from gateway.audit_read import check_log
 from gateway.config import AuditConfig
-from tests.support.recordings import CANARY, ROOT, beamgate, load, open_audit, write_config
+from tests.support.recordings import CANARY, ROOT, beamgate, load, open_audit, tmpfs, write_config
 
 
 def records(path: Path) -> list[dict[str, object]]:
@@ -162,17 +162,8 @@ def test_bad_calls_are_refused(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "8k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_raises_and_leaves_no_torn_line(tiny_fs: Path) -> None:

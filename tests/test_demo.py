@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -15,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ssh import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def beamgate(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

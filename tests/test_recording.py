@@ -16,6 +16,7 @@ import pytest
 from gateway.recording import RecordingError
 from gateway.recording_chain import fingerprint
 from gateway.recording_verify import OK, UNTERMINATED, verify_file
+from gateway.replay import frames
 from tests.support.recordings import (
     CANARY,
     asciinema_cat,
@@ -138,6 +139,20 @@ def test_ordinary_typing_is_not_held_back(tmp_path: Path) -> None:
     r.close()
     typed = [e[2] for e in lines_of(r.path)[1:] if e[1] == "i"]  # type: ignore[index]
     assert typed == ["x", "cz"]
+
+
+def test_held_text_is_written_before_a_marker(tmp_path: Path) -> None:
+    """A command's offset starts at its own output: what was held back before the command is released first."""
+    store = open_store(load(write_config(tmp_path)))
+    r = start(store)
+    r.output("prompt> c")  # "c" begins the canary: held
+    r.marker("info")
+    offset = r.offset
+    r.output("node app@localhost\r\n")
+    r.close()
+    events = [e[1:] for e in lines_of(r.path)[1:] if e[1] in "om"]  # type: ignore[index]
+    assert events == [["o", "prompt> "], ["o", "c"], ["m", "info"], ["o", "node app@localhost\r\n"]]
+    assert [f.data for f in frames(r.path, offset)] == [b"node app@localhost\r\n"]
 
 
 def test_timer_checkpoint_inside_event_loop(tmp_path: Path) -> None:

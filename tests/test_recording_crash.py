@@ -13,7 +13,17 @@ import pytest
 
 from gateway.recording import RecordingError
 from gateway.recording_verify import UNTERMINATED, verify_file
-from tests.support.recordings import ROOT, asciinema_cat, beamgate, load, open_audit, open_store, start, write_config
+from tests.support.recordings import (
+    ROOT,
+    asciinema_cat,
+    beamgate,
+    load,
+    open_audit,
+    open_store,
+    start,
+    tmpfs,
+    write_config,
+)
 
 CHILD = """
 import asyncio, sys
@@ -81,18 +91,9 @@ def test_sigkill_leaves_a_verifiable_prefix(tmp_path: Path, mode: str) -> None:
 
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs: a disk that really fills up."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); the RLIMIT_FSIZE test remains")
-    try:
+    """A 64 KiB tmpfs: a disk that really fills up (where mounting is not allowed, the RLIMIT_FSIZE test remains)."""
+    with tmpfs(tmp_path / "tiny", "64k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full(tmp_path: Path, tiny_fs: Path) -> None:

@@ -18,13 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ssh import Client, GatewayThread, KeyPair, keygen, write_gateway_config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ssh import Client, GatewayThread, KeyPair, free_port, keygen, write_gateway_config
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from gateway.audit import AuditLog
 from gateway.config import Config, load_config
@@ -128,3 +132,21 @@ def asciinema_cat(path: Path) -> subprocess.CompletedProcess[bytes]:
         timeout=60,
         check=False,
     )
+
+
+@contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (``"64k"``) mounted at ``path``, mode 0700: a disk that really fills up.
+
+    Skips the test where mounting is not allowed (it needs root, or CAP_SYS_ADMIN).
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

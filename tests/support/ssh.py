@@ -6,8 +6,8 @@
   of real target nodes, users, roles, recording, audit);
 * :class:`GatewayThread` runs :class:`gateway.server.Gateway` on its own
   event loop in a background thread, listening on a free port;
-* :func:`serve` runs ``beamgate serve --config F`` as a real subprocess
-  instead (for tests that SIGKILL the gateway);
+* :class:`Served` runs ``beamgate serve --config F`` as a real child process
+  instead (for tests that SIGKILL the gateway, or read its log);
 * :class:`Client` runs ``ssh`` (and ``sftp``) against it with a pinned host
   key, no agent, no config file; :meth:`Client.shell` spawns an interactive
   session in a real pty (pexpect) rendered with pyte; :meth:`Client.start`
@@ -18,9 +18,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,10 +38,9 @@ import pyte
 
 from gateway.config import Config, load_config
 from gateway.server import Gateway
+from tests.support.recordings import ROOT
 
 T = TypeVar("T")
-
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,13 @@ class KeyPair:
             ["ssh-keygen", "-l", "-f", str(path or self.public)], check=True, capture_output=True, text=True
         ).stdout
         return out.split()[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for programs that need one named)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def keygen(directory: Path, name: str) -> KeyPair:
@@ -99,9 +108,11 @@ def write_gateway_config(
     server: str = "",
     ca_keys: Sequence[KeyPair] = (),
     throttle: tuple[int, str, str] = (1000, "1s", "1s"),
+    recording: str = "",
     extra: str = "",
 ) -> Path:
-    """A complete config; ``users`` maps a name to (keys, roles); ``server`` adds ``[server]`` lines.
+    """A complete config; ``users`` maps a name to (keys, roles); ``server`` and ``recording`` add lines
+    to ``[server]`` and ``[recording]``; ``extra`` is appended (e.g. ``[audit.syslog]``).
 
     ``throttle`` is (``auth_max_failures``, ``auth_failure_window``, ``auth_lockout``): by default
     loose enough that one test's refused logins do not slow down the next.
@@ -133,6 +144,7 @@ call_timeout = "5s"
 [recording]
 dir = "state/recordings"
 signing_key = "state/recording_key"
+{recording}
 
 [audit]
 path = "state/audit.jsonl"
@@ -144,7 +156,43 @@ path = "state/audit.jsonl"
     return path
 
 
-class GatewayThread:
+class AuditView:
+    """Reading a running gateway's audit log (``audit_path``), waiting for events to be written."""
+
+    audit_path: Path
+
+    def audit(self, event: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """Audit events (of kind ``event``), from the ``since``-th record of the log on."""
+        if not self.audit_path.exists():
+            return []
+        lines = self.audit_path.read_text().splitlines()[since:]
+        records = [json.loads(line) for line in lines if line.strip()]
+        return [r for r in records if event is None or r["event"] == event]
+
+    def mark(self) -> int:
+        """A position in the audit log, for :meth:`wait_audit` to look only at what follows."""
+        return len(self.audit())
+
+    def wait_audit(
+        self,
+        event: str,
+        predicate: Callable[[dict[str, Any]], bool] = lambda r: True,
+        *,
+        since: int = 0,
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """The last ``event`` after ``since`` that matches ``predicate``, waiting for it to be written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.audit(event, since) if predicate(r)]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {event} audit event matched; last ones: {self.audit()[-5:]}")
+            time.sleep(0.05)
+
+
+class GatewayThread(AuditView):
     """A gateway serving ``config`` from a background thread, on a free port."""
 
     def __init__(self, config: Config | Path) -> None:
@@ -184,36 +232,6 @@ class GatewayThread:
     def audit_path(self) -> Path:
         return self.config.audit.path
 
-    def audit(self, event: str | None = None, since: int = 0) -> list[dict[str, Any]]:
-        """Audit events (of kind ``event``), from the ``since``-th record of the log on."""
-        if not self.audit_path.exists():
-            return []
-        lines = self.audit_path.read_text().splitlines()[since:]
-        records = [json.loads(line) for line in lines if line.strip()]
-        return [r for r in records if event is None or r["event"] == event]
-
-    def mark(self) -> int:
-        """A position in the audit log, for :meth:`wait_audit` to look only at what follows."""
-        return len(self.audit())
-
-    def wait_audit(
-        self,
-        event: str,
-        predicate: Callable[[dict[str, Any]], bool] = lambda r: True,
-        *,
-        since: int = 0,
-        timeout: float = 10.0,
-    ) -> dict[str, Any]:
-        """The last ``event`` after ``since`` that matches ``predicate``, waiting for it to be written."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [r for r in self.audit(event, since) if predicate(r)]
-            if found:
-                return found[-1]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {event} audit event matched; last ones: {self.audit()[-5:]}")
-            time.sleep(0.05)
-
 
 def read_cast(path: Path) -> tuple[dict[str, Any], list[list[Any]]]:
     lines = path.read_text().splitlines()
@@ -244,30 +262,94 @@ class Listening:
     host_key_line: str
 
 
+_serve_logs = itertools.count(1)
+
+
+class Served(AuditView):
+    """``beamgate serve --config FILE`` as a real child process; its log (stderr) goes to :attr:`log_path`."""
+
+    def __init__(self, config: Path, *, log_level: str = "INFO") -> None:
+        self.config_path = config
+        self.config = load_config(config)
+        self.log_level = log_level
+        self.log_path = config.parent / f"serve-{next(_serve_logs)}.log"
+        self.proc: subprocess.Popen[str] | None = None
+        self._endpoint: Listening | None = None
+
+    @property
+    def audit_path(self) -> Path:
+        return self.config.audit.path
+
+    @property
+    def endpoint(self) -> Listening:
+        assert self._endpoint is not None, "not started"
+        return self._endpoint
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Served:
+        argv = ["serve", "--config", str(self.config_path), "--log-level", self.log_level]
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", *argv],
+                cwd=self.config_path.parent,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        assert self.proc.stdout is not None
+        listening = self.proc.stdout.readline()
+        m = re.fullmatch(r"beamgate listening on (\S+):(\d+)\n", listening)
+        if m is None:
+            self.proc.kill()
+            self.proc.wait(30)
+            raise AssertionError(f"beamgate serve did not start: {listening!r}\n{self.log()}")
+        self.proc.stdout.readline()  # the host key's fingerprint
+        public = subprocess.run(
+            ["ssh-keygen", "-y", "-f", str(self.config.server.host_key)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        self._endpoint = Listening(m[1], int(m[2]), public)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (a clean shutdown); returns the exit status."""
+        return self._end(signal.SIGTERM, timeout)
+
+    def kill(self) -> int:
+        """SIGKILL: nothing runs after it."""
+        return self._end(signal.SIGKILL, 30.0)
+
+    def _end(self, sig: int, timeout: float) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        status = self.proc.wait(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return status
+
+    def close(self) -> None:
+        """Kill it if it still runs (for ``finally`` blocks)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()
+
+
 def serve(config: Path) -> tuple[subprocess.Popen[str], Listening]:
-    """``python -m gateway serve --config CONFIG`` (in the config's folder), once it listens.
+    """``beamgate serve`` for ``config`` (:class:`Served`), once it listens: its process and address.
 
     The caller owns the process (``kill`` it, or SIGTERM and ``communicate``).
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-        cwd=config.parent,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    listening = proc.stdout.readline()
-    m = re.fullmatch(r"beamgate listening on ([\d.]+):(\d+)\n", listening)
-    if m is None:
-        proc.kill()
-        _, err = proc.communicate(timeout=30)
-        raise AssertionError(f"beamgate serve did not start: {listening!r} {err}")
-    proc.stdout.readline()  # the host key's fingerprint
-    host_key = config.parent / "state" / "host_key"
-    public = subprocess.run(["ssh-keygen", "-y", "-f", str(host_key)], check=True, capture_output=True, text=True)
-    return proc, Listening(m.group(1), int(m.group(2)), public.stdout.strip())
+    served = Served(config).start()
+    assert served.proc is not None
+    return served.proc, served.endpoint
 
 
 class Running:
