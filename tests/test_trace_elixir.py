@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from commands.errors import CommandError
-from tests.support.elixir_trace import compile_elixir, elixir_ebin
+from tests.support.elixir import compile_elixir, elixir_ebin
 from tests.support.erlang import ERLANG_SRC, ErlangNode, Runtime, compile_erlang, wait_until
 from tests.support.trace_harness import CLEAN, Gateway, leftovers
 

@@ -104,43 +104,21 @@ class ErlangError(RuntimeError):
     pass
 
 
-class ErlangNode:
-    """A target node for one test. Always :meth:`stop` it (the fixture does)."""
+class ReplProcess:
+    """A node process whose stdin/stdout carry a one-line-per-request REPL.
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        workdir: Path,
-        *,
-        name: str | None = None,
-        cookie: str | None = None,
-        extra_args: list[str] | None = None,
-        extra_code_paths: list[Path] | None = None,
-    ) -> None:
-        self.runtime = runtime
-        self.workdir = workdir
-        self.alive = name or random_name()
-        self.host = short_host()
-        self.name = f"{self.alive}@{self.host}"
-        self.cookie = cookie or random_cookie()
-        self.cookie_file = workdir / f"{self.alive}.cookie"
-        self.cookie_file.write_text(self.cookie + "\n")
-        self.cookie_file.chmod(0o600)
-        self.extra_args = extra_args or []
-        self.code_paths = [compile_erlang(ERLANG_SRC / "bg_fixture.erl"), *(extra_code_paths or [])]
-        self.proc: subprocess.Popen[str] | None = None
+    Requests are ``ID<TAB>BODY``; answers ``ID<TAB>ok|error<TAB>TEXT``. The
+    node prints ``READY ...`` once it can take requests. Shared by the Erlang
+    fixture node (``bg_fixture``) and the Elixir one (``tests/elixir/my_app.exs``).
+    """
+
+    proc: subprocess.Popen[str] | None = None
+
+    def __init__(self) -> None:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def __repr__(self) -> str:
-        return f"<ErlangNode {self.name} {self.runtime.name}>"
-
-    def start(self, timeout: float = 30.0) -> ErlangNode:
-        args = [self.runtime.erl, "-sname", self.alive, "-setcookie", self.cookie, "-noshell"]
-        for p in self.code_paths:
-            args += ["-pa", str(p)]
-        args += [*self.extra_args, "-s", "bg_fixture", "start"]
-        env = {**os.environ, **self.runtime.env, "HOME": str(self.workdir)}
+    def _spawn(self, args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> None:
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
@@ -148,7 +126,7 @@ class ErlangNode:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            cwd=self.workdir,
+            cwd=cwd,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -160,18 +138,17 @@ class ErlangNode:
                 raise ErlangError(f"{self} exited during start: {''.join(lines)}")
             lines.append(line)
             if line.startswith("READY "):
-                return self
+                return
         raise ErlangError(f"{self} did not start within {timeout}s: {''.join(lines)}")
 
-    def eval(self, source: str, *, pretty: bool = False, timeout: float = 30.0) -> str:
-        """Evaluate Erlang expressions (ending with '.') on the node; return the value as text."""
+    def _request(self, body: str, what: str, timeout: float) -> str:
+        """Send one request line; return the answer's text, or raise :class:`ErlangError`."""
         if self.proc is None or self.proc.poll() is not None:
             raise ErlangError(f"{self} is not running")
         assert self.proc.stdin is not None and self.proc.stdout is not None
         with self._lock:
             rid = str(next(self._ids))
-            flat = " ".join(source.strip().splitlines())
-            self.proc.stdin.write(f"{rid}\t{'p' + chr(9) if pretty else ''}{flat}\n")
+            self.proc.stdin.write(f"{rid}\t{body}\n")
             self.proc.stdin.flush()
             timer = threading.Timer(timeout, self.kill)
             timer.start()
@@ -179,24 +156,15 @@ class ErlangNode:
                 while True:
                     line = self.proc.stdout.readline()
                     if not line:
-                        raise ErlangError(f"{self} exited while evaluating {source!r}")
+                        raise ErlangError(f"{self} exited while evaluating {what!r}")
                     parts = line.rstrip("\n").split("\t", 2)
                     if len(parts) == 3 and parts[0] == rid:
                         break
             finally:
                 timer.cancel()
         if parts[1] != "ok":
-            raise ErlangError(f"{source!r} failed on {self}: {parts[2]}")
+            raise ErlangError(f"{what!r} failed on {self}: {parts[2]}")
         return parts[2]
-
-    def eval_int(self, source: str) -> int:
-        return int(self.eval(source))
-
-    def eval_bool(self, source: str) -> bool:
-        value = self.eval(source)
-        if value not in ("true", "false"):
-            raise ErlangError(f"{source!r} returned {value}, not a boolean")
-        return value == "true"
 
     @property
     def os_pid(self) -> int:
@@ -216,11 +184,64 @@ class ErlangNode:
             try:
                 assert self.proc.stdin is not None
                 self.proc.stdin.close()
-                self.proc.wait(5)
+                self.proc.wait(10)
             except (subprocess.TimeoutExpired, OSError, BrokenPipeError):
                 self.kill()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+class ErlangNode(ReplProcess):
+    """A target node for one test. Always :meth:`stop` it (the fixture does)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        workdir: Path,
+        *,
+        name: str | None = None,
+        cookie: str | None = None,
+        extra_args: list[str] | None = None,
+        extra_code_paths: list[Path] | None = None,
+    ) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.workdir = workdir
+        self.alive = name or random_name()
+        self.host = short_host()
+        self.name = f"{self.alive}@{self.host}"
+        self.cookie = cookie or random_cookie()
+        self.cookie_file = workdir / f"{self.alive}.cookie"
+        self.cookie_file.write_text(self.cookie + "\n")
+        self.cookie_file.chmod(0o600)
+        self.extra_args = extra_args or []
+        self.code_paths = [compile_erlang(ERLANG_SRC / "bg_fixture.erl"), *(extra_code_paths or [])]
+
+    def __repr__(self) -> str:
+        return f"<ErlangNode {self.name} {self.runtime.name}>"
+
+    def start(self, timeout: float = 30.0) -> ErlangNode:
+        args = [self.runtime.erl, "-sname", self.alive, "-setcookie", self.cookie, "-noshell"]
+        for p in self.code_paths:
+            args += ["-pa", str(p)]
+        args += [*self.extra_args, "-s", "bg_fixture", "start"]
+        env = {**os.environ, **self.runtime.env, "HOME": str(self.workdir)}
+        self._spawn(args, env, self.workdir, timeout)
+        return self
+
+    def eval(self, source: str, *, pretty: bool = False, timeout: float = 30.0) -> str:
+        """Evaluate Erlang expressions (ending with '.') on the node; return the value as text."""
+        flat = " ".join(source.strip().splitlines())
+        return self._request(("p\t" if pretty else "") + flat, source, timeout)
+
+    def eval_int(self, source: str) -> int:
+        return int(self.eval(source))
+
+    def eval_bool(self, source: str) -> bool:
+        value = self.eval(source)
+        if value not in ("true", "false"):
+            raise ErlangError(f"{source!r} returned {value}, not a boolean")
+        return value == "true"
 
     def restart(self) -> ErlangNode:
         """Start again under the same name and cookie (a new incarnation)."""

@@ -32,7 +32,7 @@ from commands import REGISTRY
 from commands.context import Context, Identity, NodeStatus
 from commands.grammar import parse_line
 from commands.spec import Invocation
-from gateway.config import SafetyConfig
+from gateway.config import SafetyConfig, TraceLimits
 from gateway.dist.node import LocalNode
 from gateway.dist.rpc import RemoteNode, RpcClient
 from gateway.secret import Cookie
@@ -73,6 +73,9 @@ class AllowAll:
 
     def describe(self) -> Mapping[str, Any]:
         return {"user": "tester", "roles": ["test"]}
+
+    def trace_caps(self) -> TraceLimits | None:
+        return None  # no role caps: the safety defaults apply
 
 
 @dataclass

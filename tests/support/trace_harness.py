@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from commands import REGISTRY
-from commands.context import Context, Identity, NodeStatus
+from commands.context import Context, Identity
 from commands.grammar import parse_line
 from commands.spec import Invocation
 from gateway.config import SafetyConfig, TraceLimits
@@ -38,6 +38,7 @@ from gateway.dist.rpc import RemoteNode, RpcClient
 from gateway.secret import Cookie
 from gateway.target import BoundedTarget
 from tests.support.erlang import ErlangNode, short_host
+from tests.support.harness import FakeSession
 
 #: Generous defaults for tests; individual tests pass their own limits on the line.
 SAFETY = SafetyConfig(
@@ -48,29 +49,6 @@ SAFETY = SafetyConfig(
 
 #: Clean state, as :func:`leftovers` prints it.
 CLEAN = "{[],0,{flags,[]},0,[],[],undefined}"
-
-
-@dataclass
-class StaticSession:
-    """The session view: one node, always current."""
-
-    node: str
-
-    @property
-    def current_node(self) -> str | None:
-        return self.node
-
-    def select_node(self, name: str) -> None:
-        self.node = name
-
-    def allowed_nodes(self) -> Sequence[str]:
-        return [self.node]
-
-    async def node_status(self, names: Sequence[str]) -> list[NodeStatus]:
-        return [NodeStatus(n, "test", True, current=n == self.node) for n in names]
-
-    def request_exit(self) -> None:
-        return None
 
 
 @dataclass
@@ -149,7 +127,7 @@ class Gateway:
         run.ctx = Context(
             identity=Identity(user, ("sre",), "SHA256:test"),
             registry=REGISTRY,
-            session=StaticSession(self.node.name),
+            session=FakeSession(self.node.name),
             policy=OpenPolicy(caps),
             safety=self.safety,
             target=BoundedTarget(self.remote, owner, self.safety),
@@ -209,7 +187,7 @@ async def _drive(node_name: str, cookie_file: Path, line: str) -> None:
     ctx = Context(
         identity=Identity("driver", ("sre",), "SHA256:test"),
         registry=REGISTRY,
-        session=StaticSession(node_name),
+        session=FakeSession(node_name),
         policy=OpenPolicy(),
         safety=SAFETY,
         target=BoundedTarget(remote, owner, SAFETY),
