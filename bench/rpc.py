@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway import loop as event_loop  # noqa: E402
 from gateway.dist.node import LocalNode  # noqa: E402
 from gateway.dist.rpc import RemoteNode, RpcClient  # noqa: E402
 from gateway.dist.terms import Atom  # noqa: E402
@@ -143,19 +144,20 @@ def main() -> int:
                             extra_code_paths=[ebin]).start()  # fmt: skip
         try:
             echo_port = int(target.eval(ECHO))
-            erl, ours, floors = asyncio.run(run_rounds(args, client, target, echo_port))
+            erl, ours, floors = event_loop.run(run_rounds(args, client, target, echo_port))
         finally:
             client.stop()
             target.stop()
 
     e, o = median_figures(erl), median_figures(ours)
     print(f"{runtime.name}, {args.rounds} rounds (medians), {args.calls} sequential calls, "
-          f"{args.concurrency} in flight x {args.per_worker} calls; call: erlang:node()")  # fmt: skip
+          f"{args.concurrency} in flight x {args.per_worker} calls; call: erlang:node(); "
+          f"event loop: {event_loop.name()} (BEAMGATE_EVENT_LOOP=asyncio for asyncio's own)")  # fmt: skip
     print(f"{'':28}{'p50 us':>10}{'p99 us':>10}{'calls/s':>12}")
     print(f"{'erlang rpc:call (A -> B)':28}{e.p50_us:10.1f}{e.p99_us:10.1f}{e.calls_per_s:12.0f}")
     print(f"{'beamgate RemoteNode.call':28}{o.p50_us:10.1f}{o.p99_us:10.1f}{o.calls_per_s:12.0f}")
     floor = statistics.median(floors)
-    print(f"{'asyncio floor (TCP echo)':28}{floor:10.1f}")
+    print(f"{'event loop floor (TCP echo)':28}{floor:10.1f}")
     p50_ratio, p99_ratio, tput_ratio = o.p50_us / e.p50_us, o.p99_us / e.p99_us, o.calls_per_s / e.calls_per_s
     print(f"{'ratio ours / erlang':28}{p50_ratio:9.2f}x{p99_ratio:9.2f}x{tput_ratio:11.2f}x")
     print(f"floor / erlang p50: {floor / e.p50_us:.2f}x; our code adds {o.p50_us - floor:.1f} us over the floor")

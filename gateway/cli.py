@@ -8,10 +8,10 @@ protocol. Exit status: 0 success, 1 failure, 2 usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
+from . import loop as event_loop
 from .config import Config, ConfigError, load_config
 
 Handler = Callable[[argparse.Namespace], int]
@@ -102,7 +102,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
         finally:
             clusters.close()
 
-    results = asyncio.run(run())
+    results = event_loop.run(run())
     for result in results:
         print(result.line())
     return 0 if all(r.ok for r in results) else 1

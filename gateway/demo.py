@@ -15,7 +15,6 @@ between runs, so the printed line keeps working.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import shlex
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import asyncssh
 
+from . import loop as event_loop
 from .cli import subcommand
 from .config import load_config
 from .logs import setup_logging
@@ -217,7 +217,7 @@ def run_demo(port: int, state: Path) -> int:
             )
 
         try:
-            asyncio.run(run_gateway(config, ready))
+            event_loop.run(run_gateway(config, ready))
         except StartError as exc:
             print(
                 f"error: {exc}" + (" (pass --port N to use another port)" if "listen" in str(exc) else ""),

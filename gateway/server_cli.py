@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from . import loop as event_loop
 from .cli import subcommand
 from .config import Config, ConfigError, load_config
 from .logs import setup_logging
@@ -79,8 +80,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"beamgate listening on {host}:{port}", flush=True)
         print(f"host key {fingerprint} ({config.server.host_key})", flush=True)
 
+    logging.getLogger("beamgate").info("event loop: %s", event_loop.name())
     try:
-        asyncio.run(run_gateway(config, ready))
+        event_loop.run(run_gateway(config, ready))
     except StartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

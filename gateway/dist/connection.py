@@ -25,7 +25,7 @@ import asyncio
 import logging
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import control
 from .errors import DistError, HandshakeFailed, LocalProtocolError, NodeDown, ProtocolError
@@ -86,7 +86,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Any event loop's stream transport (uvloop's is not an asyncio.Transport subclass).
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         assert self._handshake is not None
         transport.write(self._handshake.start())
