@@ -79,8 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(host: str, port: int, fingerprint: str) -> None:
         print(f"beamgate listening on {host}:{port}", flush=True)
         print(f"host key {fingerprint} ({config.server.host_key})", flush=True)
+        logging.getLogger("beamgate").info("event loop: %s", event_loop.name())
 
-    logging.getLogger("beamgate").info("event loop: %s", event_loop.name())
     try:
         event_loop.run(run_gateway(config, ready))
     except StartError as exc:
