@@ -50,7 +50,7 @@ from commands import REGISTRY
 from commands.context import Context, Identity
 from commands.errors import CommandError
 from commands.format import sanitize
-from commands.grammar import UsageError, parse_line
+from commands.grammar import MAX_LINE, UsageError, parse_line
 from commands.spec import Command, Invocation
 from policies import Decision, Denied, UserPolicy
 
@@ -151,13 +151,19 @@ class Dispatcher:
         self.extras = dict(extras or {})
         self.confirm = confirm
 
-    async def run_line(self, line: str, output: Output) -> Outcome:
-        """Run one line to completion; cancelling the call cancels the command and its remote work."""
+    async def run_line(self, line: str, output: Output, *, dropped: int = 0) -> Outcome:
+        """Run one line to completion; cancelling the call cancels the command and its remote work.
+
+        ``dropped``: characters the shell cut off the end of ``line`` (it was too long); such a line is
+        refused, with its whole length.
+        """
         started = time.monotonic()
-        if not line.strip():
+        if not line.strip() and not dropped:
             return EMPTY
         self.audit.mark(line)
         fields: dict[str, Any] = {"line": line, **self.audit.position()}
+        if dropped:
+            fields["line_length"] = len(line) + dropped
         counted = _Counted(output)
         try:
             outcome = await self._run_line(line, counted, fields, started)
@@ -173,6 +179,8 @@ class Dispatcher:
 
     async def _run_line(self, line: str, output: Output, fields: dict[str, Any], started: float) -> Outcome:
         try:
+            if "line_length" in fields:
+                raise UsageError(f"line too long ({fields['line_length']} characters; the limit is {MAX_LINE})")
             inv = parse_line(line, self.registry)
             if inv is None:
                 return EMPTY

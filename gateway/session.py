@@ -36,6 +36,7 @@ from .config import format_duration
 from .dispatch import Dispatcher
 from .recording import Recorder, RecordingError
 from .session_state import AuditTrail, SessionState
+from .shell_input import InputGate
 
 if TYPE_CHECKING:
     from .server import GatewayConnection
@@ -136,6 +137,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         self.login = login
         self.user = login.user
         self.chan: asyncssh.SSHServerChannel[str] | None = None
+        self.input_gate: InputGate | None = None
         self.term_type = "xterm"
         self.pty = False
         self.command: str | None = None
@@ -156,6 +158,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[str]) -> None:
         self.chan = chan
+        self.input_gate = InputGate(chan.pause_reading, chan.resume_reading)
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
         self.pty = True
@@ -181,6 +184,8 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             self._arm_idle()
         if self.mode is None:
             self._pending_input.append(data)
+            if self.input_gate is not None:
+                self.input_gate.waiting("pending", sum(len(d) for d in self._pending_input if d is not None))
         else:
             self._deliver(data)
 
@@ -286,12 +291,14 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
                 self._idle.cancel()  # a command runs within its own bounds; idleness is a shell matter
                 self._idle = None
             self.mode = self._mode(command, terminal, trail)
-            for data in self._pending_input:
+            pending, self._pending_input = self._pending_input, []
+            for data in pending:
                 if data is None:
                     self.mode.eof()
                 else:
                     self._deliver(data)
-            self._pending_input.clear()
+            assert self.input_gate is not None
+            self.input_gate.waiting("pending", 0)
             status = await self.mode.run()
         except asyncio.CancelledError:
             pass  # end() cancelled the mode (or the mode saw the cancellation and returned)
@@ -324,11 +331,12 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             audit=trail,
             extras={"login": {**login.describe(), "as": self.connection.login_name}},
         )
+        assert self.input_gate is not None
         if command is not None:
             return ExecMode(command, terminal, dispatcher)
         if self.pty:
-            return Shell(terminal, dispatcher, state, identity, self.term_type)
-        return LineShell(terminal, dispatcher, state, identity)
+            return Shell(terminal, dispatcher, state, identity, self.term_type, self.input_gate)
+        return LineShell(terminal, dispatcher, state, identity, self.input_gate)
 
     def _close(self, trail: AuditTrail, status: int, started: float) -> None:
         self._cancel_timers()
