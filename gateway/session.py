@@ -166,9 +166,11 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         return True
 
     def shell_requested(self) -> bool:
-        return True
+        return self.end_reason is None
 
     def exec_requested(self, command: str) -> bool:
+        if self.end_reason is not None:
+            return False
         self.command = command
         return True
 
@@ -177,7 +179,8 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         return False
 
     def session_started(self) -> None:
-        self._task = asyncio.ensure_future(self._main())
+        if self.end_reason is None:
+            self._task = asyncio.ensure_future(self._main())
 
     def data_received(self, data: str, datatype: Any) -> None:
         if self._idle is not None:
@@ -240,7 +243,9 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             self._tell = tell
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        elif self._task is None:
+        elif self._task is None:  # no shell or command yet: none may start now
+            if self.chan is not None and not self.chan.is_closing():
+                self.chan.close()
             self._finish()
 
     async def finished(self) -> None:
