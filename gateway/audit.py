@@ -47,7 +47,7 @@ EVENTS = frozenset(
     {
         "auth_ok", "auth_fail", "session_start", "session_end", "command", "denied",
         "trace_start", "trace_stop", "refused_channel", "config_reload", "retention",
-        "recording_failed", "server_start", "server_stop",
+        "recording_failed", "server_start", "server_stop", "access_revoked",
     }
 )  # fmt: skip
 IDENTITY = ("user", "session", "client", "key_fingerprint")

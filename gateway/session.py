@@ -146,6 +146,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         self._tell = False
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.get_running_loop().create_future()
+        self._channel_closed = asyncio.get_running_loop().create_future()
         self._idle: asyncio.TimerHandle | None = None
         self._limit: asyncio.TimerHandle | None = None
         self.terminal: Terminal | None = None
@@ -219,6 +220,8 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.end("the client closed the session", tell=False)
+        if not self._channel_closed.done():
+            self._channel_closed.set_result(None)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -250,6 +253,10 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
 
     async def finished(self) -> None:
         await asyncio.shield(self._done)
+
+    async def channel_closed(self) -> None:
+        """Until the client has closed the channel too (it has then shown everything it was sent)."""
+        await asyncio.shield(self._channel_closed)
 
     async def _main(self) -> None:
         assert self.chan is not None
