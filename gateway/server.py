@@ -163,7 +163,7 @@ class Gateway:
         return str(sock[0]), int(sock[1])
 
     async def stop(self, reason: str = "the gateway is shutting down") -> None:
-        """Stop listening, end every session with ``reason``, and leave the clusters."""
+        """Stop listening, end every session with ``reason``, leave the clusters, close the audit log."""
         acceptor, self._acceptor = self._acceptor, None
         if acceptor is not None:
             acceptor.close()  # no new connections from here on
@@ -174,17 +174,22 @@ class Gateway:
             await session.finished()
         # Clients leave by themselves once their sessions are closed; cutting the connection at once
         # would make OpenSSH drop the last output (the reason) it has not printed yet.
-        deadline = asyncio.get_running_loop().time() + CLOSE_GRACE
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        await self._connections_gone(CLOSE_GRACE)
         for conn in list(self.connections):
             conn.close()
+        await self._connections_gone(CLOSE_GRACE)  # their last audit events (a login cut short) come first
         if acceptor is not None:
             await acceptor.wait_closed()
         if self._retention is not None:
             self._retention.cancel()
         self.clusters.close()
         self.audit.emit("server_stop", reason=reason)
+        self.audit.close()  # sends what the syslog forwarder still holds before the process exits
+
+    async def _connections_gone(self, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
 
     def reloaded(self, result: ReloadResult) -> None:
         """After :meth:`PolicyStore.reload` (SIGHUP): audit it; decide every live login again with the new keys."""

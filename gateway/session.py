@@ -10,9 +10,19 @@ It accepts a pty, a shell or one exec command, and refuses subsystems
    the line-by-line shell (:mod:`gateway.shell_lines`) without one (``ssh
    -T``), or exec mode (:mod:`gateway.exec_mode`) for ``ssh host CMD``;
    a certificate's ``force-command`` replaces whatever was asked;
-3. enforces the limits: ``idle_timeout`` (only the user's input resets it),
-   ``max_session`` (from the start), and a shutdown of the gateway; the user
-   is told which one ended the session.
+3. enforces the limits: ``idle_timeout`` (only the user's input resets it;
+   it runs from the channel's opening, so a channel that never asks for a
+   shell or a command is closed too, and an ended one accepts no request),
+   ``max_session`` (from the start), a shutdown of the gateway, and the
+   login being withdrawn (:mod:`gateway.server`); the user is told which
+   one ended the session.
+
+Input waiting in the gateway is bounded by one
+:class:`~gateway.shell_input.InputGate` per channel: what arrives before the
+mode starts, and what the mode holds, count together.
+
+At the end the recording is closed (its final checkpoint written) before
+``session_end`` is audited, with whether the recording is complete.
 
 Every byte sent to the user's terminal goes through :class:`Terminal`, which
 records exactly what it writes, so the recording shows what the terminal got.
@@ -353,6 +363,10 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
     def _close(self, trail: AuditTrail, status: int, started: float) -> None:
         self._cancel_timers()
         reason = self.end_reason or "ended"
+        recording: dict[str, Any] = {}
+        if trail.recorder is not None:
+            summary = trail.recorder.close()  # the final checkpoint first: session_end is the last word
+            recording = {"recording_complete": summary.complete, "recording_checkpoints": summary.checkpoints}
         try:
             trail.emit(
                 "session_end",
@@ -360,11 +374,10 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
                 status=status,
                 duration_ms=int((time.monotonic() - started) * 1000),
                 **trail.position(),
+                **recording,
             )
         except AuditError as exc:
             log.error("session %s: %s", self.id, exc)
-        if trail.recorder is not None:
-            trail.recorder.close()
         if self.chan is not None and not self.chan.is_closing():
             self.chan.exit(status)
         self._finish()
