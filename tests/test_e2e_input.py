@@ -6,7 +6,8 @@ pty (``ssh -tt`` under pexpect), plain or as a terminal's bracketed paste,
 and the same while a command hangs on a stopped node, must leave other
 users' sessions answering, reach the prompt as one refused line with its
 real length, and leave the shell working. Without a pty, an over-long line
-is refused once, whole, and none of it runs.
+is refused once, whole, and none of it runs. Each on both event loops:
+asyncio's (the gateway in process) and uvloop (``beamgate serve``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.erlang import ErlangNode, otp25
-from tests.support.ssh import Client, GatewayThread, KeyPair, Screen, keygen, write_gateway_config
+from tests.support.ssh import Client, GatewayThread, KeyPair, Screen, Served, keygen, write_gateway_config
 
 PASTE = 300_000
 TOO_LONG = f"usage: line too long ({PASTE} characters; the limit is 4096)"
@@ -44,28 +45,39 @@ def d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("input")
 
 
-@pytest.fixture(scope="module")
-def gw(node: ErlangNode, d: Path) -> Iterator[GatewayThread]:
-    keys = [keygen(d, name) for name in ("alice", "bob")]
+Gateway = GatewayThread | Served
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def gw(request: pytest.FixtureRequest, node: ErlangNode, d: Path) -> Iterator[Gateway]:
+    """In process on asyncio's loop, and as ``beamgate serve`` on uvloop (what production runs)."""
+    where = d / request.param
+    where.mkdir()
+    keys = [keygen(where, name) for name in ("alice", "bob")]
     config = write_gateway_config(
-        d,
+        where,
         cookie_file=node.cookie_file,
         nodes=[node.name],
         users={"alice": ([keys[0]], ["sre"]), "bob": ([keys[1]], ["sre"])},
     )
-    g = GatewayThread(config).start()
+    g: Gateway = GatewayThread(config).start() if request.param == "asyncio" else Served(config).start()
     yield g
     g.stop()
 
 
-@pytest.fixture
-def alice(gw: GatewayThread, d: Path) -> Client:
-    return Client(gw, KeyPair(d / "alice"), d)
+def client(gw: Gateway, name: str) -> Client:
+    directory = gw.config.audit.path.parent.parent
+    return Client(gw.endpoint if isinstance(gw, Served) else gw, KeyPair(directory / name), directory)
 
 
 @pytest.fixture
-def bob(gw: GatewayThread, d: Path) -> Client:
-    return Client(gw, KeyPair(d / "bob"), d)
+def alice(gw: Gateway) -> Client:
+    return client(gw, "alice")
+
+
+@pytest.fixture
+def bob(gw: Gateway) -> Client:
+    return client(gw, "bob")
 
 
 def send_all(shell: Screen, text: str) -> None:
@@ -108,7 +120,7 @@ def paste_while_bob_asks(shell: Screen, text: str, bob: Client) -> float:
 
 
 def test_a_huge_paste_leaves_the_gateway_answering_and_is_refused_whole(
-    gw: GatewayThread, alice: Client, bob: Client
+    gw: Gateway, alice: Client, bob: Client
 ) -> None:
     mark = gw.mark()
     shell = alice.shell()
@@ -146,7 +158,7 @@ def test_a_huge_paste_leaves_the_gateway_answering_and_is_refused_whole(
     assert all(len(e["line"]) <= 4096 for e in events)
 
 
-def test_type_ahead_while_a_command_hangs(gw: GatewayThread, alice: Client, bob: Client, node: ErlangNode) -> None:
+def test_type_ahead_while_a_command_hangs(gw: Gateway, alice: Client, bob: Client, node: ErlangNode) -> None:
     """prompt_toolkit does not read while a command runs: input then waits in the gateway, bounded."""
     shell = alice.shell()
     try:
@@ -173,9 +185,7 @@ def test_type_ahead_while_a_command_hangs(gw: GatewayThread, alice: Client, bob:
         shell.close()
 
 
-def test_an_over_long_line_without_a_pty_is_refused_once_and_nothing_of_it_runs(
-    gw: GatewayThread, alice: Client
-) -> None:
+def test_an_over_long_line_without_a_pty_is_refused_once_and_nothing_of_it_runs(gw: Gateway, alice: Client) -> None:
     mark = gw.mark()
     # It arrives in many SSH packets: none of its pieces may pass for a line of its own.
     line = "x" * PASTE + " whoami"
