@@ -171,7 +171,7 @@ class Dispatcher:
             fields["line_length"] = len(line) + dropped
         counted = _Counted(output)
         try:
-            outcome = await self._run_line(line, counted, fields, started)
+            outcome = await self._run_line(line, counted, fields, started, dropped)
         finally:
             fields["output_bytes"] = counted.bytes
         if outcome is EMPTY:
@@ -182,10 +182,12 @@ class Dispatcher:
             self.audit.emit("command", outcome=outcome.kind, status=outcome.status, duration_ms=_ms(started), **fields)
         return outcome
 
-    async def _run_line(self, line: str, output: Output, fields: dict[str, Any], started: float) -> Outcome:
+    async def _run_line(
+        self, line: str, output: Output, fields: dict[str, Any], started: float, dropped: int
+    ) -> Outcome:
         try:
-            if "line_length" in fields:
-                raise UsageError(f"line too long ({fields['line_length']} characters; the limit is {MAX_LINE})")
+            if dropped:
+                raise UsageError(f"line too long ({len(line) + dropped} characters; the limit is {MAX_LINE})")
             inv = parse_line(line, self.registry)
             if inv is None:
                 return EMPTY
@@ -311,11 +313,12 @@ class Dispatcher:
         (a usage error) never started, and leaves neither event.
         """
         spec = " ".join(str(v) for v in inv.args.get("spec") or ())
-        started: list[bool] = []
+        started = False
 
         def start() -> None:
+            nonlocal started
             self.audit.emit(events[0], node=node, line=inv.line, spec=spec, **self.audit.position())
-            started.append(True)
+            started = True
 
         stop: dict[str, Any] = {"reason": "error"}
         last: list[Any] = []

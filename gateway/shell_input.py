@@ -69,6 +69,7 @@ class PipeFeeder:
         self._buffer = bytearray()
         self._fd: int | None = None
         self._draining = False
+        self._detached = False
 
     def attach(self, fd: int) -> None:
         """Start writing to ``fd`` (the pipe's write end, made non-blocking); input so far goes first."""
@@ -77,16 +78,18 @@ class PipeFeeder:
         self._flush()
 
     def detach(self) -> None:
-        """Stop writing (before the pipe closes); what has not been written is dropped."""
+        """Stop writing (before the pipe closes; the shell has ended): what is left, or comes, is dropped."""
         if self._draining and self._fd is not None:
             asyncio.get_running_loop().remove_writer(self._fd)
-        self._fd, self._draining = None, False
+        self._fd, self._draining, self._detached = None, False, True
         self._buffer.clear()
         self.gate.waiting("pipe", 0)
 
     def write(self, data: str) -> None:
-        self._buffer += data.encode("utf-8")
-        self._flush()
+        """Queue ``data`` for the pipe (kept until :meth:`attach` if it is not there yet)."""
+        if not self._detached:
+            self._buffer += data.encode("utf-8")
+            self._flush()
 
     def _flush(self) -> None:
         if self._fd is not None and self._buffer:
