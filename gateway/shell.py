@@ -49,8 +49,9 @@ from .shell_completion import RegistryCompleter
 from .shell_input import InputGate, LineGuard, PipeFeeder
 
 STYLE = Style.from_dict({"user": "ansigreen bold", "node": "ansicyan", "mark": ""})
-#: Characters of one line (keys typed or pasted, editing keys too) passed on to prompt_toolkit.
-KEYS_PER_LINE = 2 * MAX_LINE
+#: Characters of one line (typed or pasted, editing keys too) passed on to prompt_toolkit: each costs it
+#: up to a millisecond, in which every other session waits.
+KEYS_PER_LINE = MAX_LINE
 
 
 class _TerminalStream:

@@ -12,7 +12,7 @@ it or buffer without bound:
   a buffer drained by ``loop.add_writer`` as prompt_toolkit reads (it does
   not read while a command runs), and that buffer counts against the gate.
 * :class:`LineGuard` caps what one line sends into prompt_toolkit, whose
-  line editing costs about a millisecond a key: past its limit the rest of
+  line editing costs up to a millisecond a key: past its limit the rest of
   the line is dropped, and the line's Enter goes on preceded by
   :data:`OVERFLOW`, so that the prompt refuses the line, saying how long it
   was, instead of running what was left of it.
