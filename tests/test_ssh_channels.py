@@ -229,9 +229,8 @@ def test_a_session_that_cannot_be_recorded_is_refused(d: Path, keys: dict[str, K
 class _SlowToAsk(asyncssh.SSHClientSession[str]):
     """asyncssh sends a session's shell request once ``connection_made`` returns: this holds it back."""
 
-    hold = 0.0
-
-    def __init__(self) -> None:
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
         self.output = ""
 
     def connection_made(self, chan: asyncssh.SSHClientChannel[str]) -> None:
@@ -257,9 +256,8 @@ def test_a_channel_idle_before_asking_for_a_shell_is_closed_and_starts_nothing(
             agent_path=None,
         ) as conn:
             # Past the channel's idle timeout, before the connection's own (1s more once no session is left).
-            _SlowToAsk.hold = 1.6
             try:
-                chan, session = await conn.create_session(_SlowToAsk)
+                chan, session = await conn.create_session(lambda: _SlowToAsk(1.6))
             except (asyncssh.Error, OSError) as exc:
                 return f"refused: {exc!r}"
             await asyncio.wait_for(chan.wait_closed(), 10)
