@@ -16,6 +16,7 @@ nearest valid offsets, rather than guessed.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ def frames(path: Path, from_offset: int = 0) -> Iterator[Frame]:
         for raw in f:
             try:
                 t, kind, data = json.loads(raw)
+                if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
+                    raise TypeError
             except (ValueError, TypeError):
                 if not raw.endswith(b"\n"):
                     return  # a torn last line: play what is whole

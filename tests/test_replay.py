@@ -91,6 +91,18 @@ def test_bad_offsets_are_refused_with_the_nearest_events(tmp_path: Path) -> None
     assert out.returncode == 1 and b"not an asciicast v2 recording" in out.stderr
 
 
+@pytest.mark.parametrize(
+    "event", ['["x", "o", "hi"]', '[null, "o", "hi"]', '[true, "o", "hi"]', '[-1, "o", "hi"]', '[1, "o"]', '"o"']
+)
+def test_a_malformed_event_is_one_error_line(tmp_path: Path, event: str) -> None:
+    bad = tmp_path / "bad.cast"
+    bad.write_text('{"version": 2, "width": 80, "height": 24}\n[0.5, "o", "before"]\n' + event + "\n")
+    out = beamgate("replay", "--speed", "1000", str(bad))
+    header = len(bad.read_bytes().splitlines(keepends=True)[0])
+    assert out.returncode == 1 and out.stdout == b"before", out.stderr
+    assert out.stderr.decode() == f"error: {bad}: not an asciicast event at byte {header + 21}\n"
+
+
 def test_timing_speed_and_idle_limit() -> None:
     waits: list[float] = []
     start = time.monotonic()
