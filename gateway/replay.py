@@ -4,8 +4,9 @@ Replay writes the ``"o"`` events, exactly as recorded, with their original
 timing divided by ``speed`` (pauses optionally capped at ``idle_limit``).
 Nothing is sanitized here: the recording holds what the user's terminal
 received, which the session layer already sanitized, and the reviewer must
-see exactly that. Input, resize, marker and checkpoint records are not
-played.
+see exactly that (``beamgate replay`` verifies the signatures first when it
+has a key to trust, so a changed file does not reach the terminal). Input,
+resize, marker and checkpoint records are not played.
 
 ``from_offset`` jumps to the byte offset of an event, as the audit log gives
 it for each command (``offset``): playback clears the screen and starts
