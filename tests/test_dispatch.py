@@ -121,12 +121,16 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ErlangNode]
 @pytest.fixture(scope="module")
 def config(nodes: list[ErlangNode], tmp_path_factory: pytest.TempPathFactory) -> Config:
     d = tmp_path_factory.mktemp("dispatch")
-    key = keygen(d, "alice")
+    keys = {user: keygen(d, user) for user in ("alice", "bob", "carol")}  # a key identifies one user
     path = write_gateway_config(
         d,
         cookie_file=nodes[0].cookie_file,
         nodes=[nodes[0].name, nodes[1].name, f"ghost@{short_host()}"],
-        users={"alice": ([key], ["sre"]), "bob": ([key], ["one"]), "carol": ([key], ["careful"])},
+        users={
+            "alice": ([keys["alice"]], ["sre"]),
+            "bob": ([keys["bob"]], ["one"]),
+            "carol": ([keys["carol"]], ["careful"]),
+        },
         roles=(
             '[roles.sre]\ncommands = ["*"]\nnodes = ["*"]\n[roles.sre.args.echo]\nmax_n = 10\n'
             f'[roles.one]\ncommands = ["*"]\nnodes = ["{nodes[0].name}"]\n'
