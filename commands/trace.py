@@ -275,7 +275,10 @@ more messages than the limit.
 only: '[3, _]', '[{error, _}, _]', '[#{id => 42}]'. No variables, guards
 or bodies.
 
-Refused as too broad (as recon_trace does): every module, and every
-function of erlang, lists, io or ets unless --match or --pid PROC narrows it.
+Refused as too broad: every module, and every function of erlang, lists,
+io or ets unless --pid PROC or a --match that constrains some argument
+narrows it ('[_, _]' does not). recon_trace refuses every module, and io
+and lists without a pattern; beamgate adds erlang and ets, and allows one
+named function of any of them.
 """,
 )
