@@ -241,8 +241,10 @@ def test_remote_text_is_sanitized() -> None:
 def test_decode_only_from_our_relay() -> None:
     relay = Pid(Atom(NODE), 99, 0, 1)
     other = Pid(Atom(NODE), 98, 0, 1)
-    assert decode((TAG, relay, (Atom("ready"), 1, True)), relay, NODE) == Ready(1, True)
-    assert decode((TAG, other, (Atom("ready"), 1, True)), relay, NODE) is None
+    cleaner = Pid(Atom(NODE), 97, 0, 1)
+    assert decode((TAG, relay, (Atom("ready"), 1, True, cleaner)), relay, NODE) == Ready(1, True, cleaner)
+    assert decode((TAG, other, (Atom("ready"), 1, True, cleaner)), relay, NODE) is None
+    assert decode((TAG, relay, (Atom("ready"), 1, True, Atom("x"))), relay, NODE) is None
     assert decode((TAG, relay, (Atom("stopped"), Atom("limit"), 5)), relay, NODE) == Stopped("limit", 5)
     assert decode((TAG, relay, (Atom("failed"), Atom("busy"), (b"bob", 1000, 2000))), relay, NODE) == Failed(
         "busy", (b"bob", 1000, 2000)
