@@ -19,9 +19,10 @@ the protected processes (:func:`protected_bindings`, resolved with
 :data:`MEASURE` defines ``BgProcValues(Attr)``, the per-chunk measurement
 for :mod:`commands.sampling` (recon's ``proc_attrs``, with ``binary_memory``
 as the sum of the refc binaries a process references; a process gone
-meanwhile measures -1, or 0 for ``binary_memory``), ``BgProcRank(Attr)``, the same for ranking only (the raw
-``{Attr, Value}`` answers compare like their values and ``undefined`` below
-all of them, so two list passes fewer), and
+meanwhile measures -1, or 0 for ``binary_memory``), ``BgProcRank(Attr)``,
+the same for ranking only (the raw ``{Attr, Value}`` answers compare like
+their values and ``undefined`` below all of them, so two list passes
+fewer), and
 ``BgProcRows(Best, N)``, which turns the kept ``{Value, Pid}`` pairs into
 ``{Pid, Value, Name, CurrentFunction, InitialCall}`` rows, leaving out
 beamgate's own worker and runner (``BgOurs``; so keep ``N + 2``) and
