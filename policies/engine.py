@@ -44,7 +44,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from commands.grammar import UsageError, matches_glob
-from commands.refs import FunSpec, GlobalRef, NameRef, RefError, atom_name
+from commands.protected import name_label, protected_labels
+from commands.refs import FunSpec, NameRef
 from commands.spec import Command, Flag, Invocation, Param
 from gateway.config import EXPENSIVE_MODES, Config, RoleConfig, SafetyConfig, TraceLimits
 
@@ -339,7 +340,7 @@ class UserPolicy:
         protected = self.protected_names()
         for param in proc_params(edit.inv.command):
             for ref in _values(edit.get(param.key)):
-                label = _ref_label(ref)
+                label = name_label(ref)
                 if label is not None and label in protected:
                     raise Denied(
                         f"{name} refuses the protected process {ref} for every role "
@@ -348,17 +349,8 @@ class UserPolicy:
                     )
 
     def protected_names(self) -> frozenset[str]:
-        """Protected process names as atom text (``global:NAME`` for global names)."""
-        names = set(limits.PROTECTED_PROCESSES)
-        for entry in self.safety.protected_processes:
-            if entry.startswith("global:"):
-                names.add(entry)
-                continue
-            try:
-                names.add(atom_name(entry))
-            except RefError:
-                names.add(entry)
-        return frozenset(names)
+        """Protected process names as atom text (``global:NAME`` for global names), as the commands check them."""
+        return protected_labels(self.safety.protected_processes)
 
     def _process_keys(self, edit: _Edit) -> None:
         """``deny_process_keys`` from every role: refuse asked keys, narrow default groups."""
@@ -617,14 +609,6 @@ def _grouped(
         roles = tuple(roles_of[node])
         groups.setdefault(tuple(r.name for r in roles), ([], roles))[0].append(node)
     return [(tuple(members), roles) for members, roles in groups.values()]
-
-
-def _ref_label(ref: Any) -> str | None:
-    if isinstance(ref, NameRef):
-        return ref.name
-    if isinstance(ref, GlobalRef):
-        return f"global:{ref.name}"
-    return None
 
 
 def _label(value: Any) -> str | None:

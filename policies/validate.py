@@ -33,7 +33,8 @@ import re
 from collections.abc import Mapping
 
 from commands.grammar import matches_glob
-from commands.refs import RefError, atom_name
+from commands.protected import parse_protected
+from commands.refs import RefError
 from commands.spec import Command
 from gateway.config import Config, Issue, RoleConfig
 
@@ -80,9 +81,8 @@ def validate_config(config: Config, registry: Mapping[str, Command] | None = Non
     d = config.safety.trace_defaults
     issues += _trace_above_hard("safety.trace_defaults", d.max_messages, d.max_rate, d.max_seconds)
     for i, entry in enumerate(config.safety.protected_processes):
-        name = entry.removeprefix("global:")
         try:
-            atom_name(name)
+            parse_protected(entry)
         except RefError as exc:
             issues.append(Issue(f"safety.protected_processes[{i}]", str(exc)))
     return issues

@@ -232,9 +232,13 @@ def test_users_without_roles_and_roles_without_users_are_warnings(tmp_path: Path
 
 
 def test_protected_process_names(tmp_path: Path) -> None:
-    extra = '[safety]\nprotected_processes = ["MyApp.Vault", "global:leader", "<0.1.0>"]\n'
+    extra = (
+        '[safety]\nprotected_processes = ["MyApp.Vault", "global:leader", "<0.1.0>", "global:MyApp.Vault", '
+        '"global:<0.1.0>", "global:", "0.1.0"]\n'
+    )
     found = issues(tmp_path, '[roles.r]\ncommands = ["info"]\nnodes = ["*"]\n', extra=extra)
-    assert len(found) == 1 and found[0].startswith("safety.protected_processes[2]: ")
+    assert [f.split(": ", 1)[0] for f in found] == [f"safety.protected_processes[{i}]" for i in (2, 4, 5, 6)]
+    assert "protect a process by its registered name or global:NAME" in found[0]
 
 
 def test_registry_mismatches_are_reported() -> None:
