@@ -5,11 +5,14 @@ current function, initial call) so the confirmation names exactly what will
 die; the user must type its pid; the second kills that pid (the very pid
 the node returned, sent back as data) and waits for its ``'DOWN'``.
 
-Refused whatever the policy: processes the node cannot live without
-(``init``, ``erts_code_purger``, ``erl_prim_loader``, the application
+Refused whatever the policy, on the node: processes the node cannot live
+without (``init``, ``erts_code_purger``, ``erl_prim_loader``, the application
 controller, and every process of the ``kernel`` application, whose
-supervisor would take the node down, or cut beamgate off with ``net_kernel``).
-Killing beamgate's own workers is pointless and not prevented.
+supervisor would take the node down, or cut beamgate off with ``net_kernel``),
+and the protected processes (:mod:`commands.protected`), whatever name or
+pid the user gave. A process that exited before the kill is reported as
+such, not as killed. Killing beamgate's own workers is pointless and not
+prevented.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from gateway.dist.terms import Pid
 from .context import Context
 from .errors import CommandError
 from .format import mfa_text, term_text
-from .procs import MEASURE, RESOLVE, explain_proc, optional_name, pid_shown, proc_binding
+from .procs import MEASURE, RESOLVE, explain_proc, optional_name, pid_shown, proc_binding, protected_bindings
 from .refs import PidRef, RefError, parse_proc
 from .remote import evaluate
 from .spec import Command, Invocation
@@ -37,14 +40,14 @@ DESCRIBE = Snippet(
     Vital = [whereis(init), whereis(erts_code_purger), whereis(erl_prim_loader), whereis(application_controller)],
     case lists:member(Pid, Vital) orelse application:get_application(Pid) =:= {ok, kernel} of
         true -> throw({beamgate, vital, Pid});
-        false -> ok
+        false -> BgGuard(Pid, Protected)
     end,
     case BgProcRow({0, Pid}) of
         [{_, _, Name, Current, Initial}] -> {Pid, Name, Current, Initial};
         [] -> throw({beamgate, no_such_process, Proc})
     end.
     """,
-    ("Proc",),
+    ("Proc", "Protected"),
 )
 
 KILL = Snippet(
@@ -67,7 +70,8 @@ async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
             "killing it would take the node down or cut it off"
         ),
     }
-    pid, name, current, initial = await evaluate(ctx, DESCRIBE, {"Proc": proc_binding(ref)}, explain=explain)
+    bindings = {"Proc": proc_binding(ref), "Protected": protected_bindings(ctx)}
+    pid, name, current, initial = await evaluate(ctx, DESCRIBE, bindings, explain=explain)
     shown = pid_shown(pid, node)
     if ctx.confirm is None:
         raise CommandError("kill needs an interactive confirmation (typing the pid); none is possible here")
@@ -78,6 +82,8 @@ async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
     reason = await evaluate(ctx, KILL, {"Pid": pid})
     if reason == "still_alive":
         raise CommandError(f"{shown} still alive 5s after exit(Pid, kill)")
+    if reason == "noproc":
+        raise CommandError(f"{shown} had already exited; nothing was killed")
     return {"pid": shown, "name": optional_name(name), "killed": True, "reason": term_text(reason)}
 
 
@@ -105,7 +111,8 @@ COMMAND = Command(
     ),
     cost=(
         "Kills the process: its links and supervisor react (restart, or more exits). Refused for init, "
-        "the code server and loader, the application controller and every kernel process."
+        "the code server and loader, the application controller, every kernel process, and auth, "
+        "net_kernel and configured protected processes."
     ),
     params=(PROC_PARAM,),
     run=run,

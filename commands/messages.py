@@ -23,7 +23,7 @@ from .procs import (
     optional_name,
     pid_shown,
     proc_binding,
-    protected_names,
+    protected_bindings,
     queue_too_long,
     shown_text,
 )
@@ -55,7 +55,7 @@ async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
     ref, node = inv.args["proc"], ctx.need_target().name
     cap = ctx.safety.messages_cap
     explain = {**explain_proc(ref, node), "queue_too_long": queue_too_long(ref, cap)}
-    bindings = {"Proc": proc_binding(ref), "Protected": protected_names(ctx), "Cap": cap, "N": inv.args["n"]}
+    bindings = {"Proc": proc_binding(ref), "Protected": protected_bindings(ctx), "Cap": cap, "N": inv.args["n"]}
     pid, name, length, shown = await evaluate(ctx, MESSAGES, bindings, explain=explain)
     return {
         "pid": pid_shown(pid, node),

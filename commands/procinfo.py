@@ -34,7 +34,7 @@ from .procs import (
     optional_name,
     pid_shown,
     proc_binding,
-    protected_names,
+    protected_bindings,
     queue_too_long,
     shown_text,
 )
@@ -115,7 +115,7 @@ async def run_proc(ctx: Context, inv: Invocation) -> dict[str, Any]:
     bindings = {
         "Proc": proc_binding(ref),
         "Items": [Atom(i) for i in items],
-        "Protected": protected_names(ctx),
+        "Protected": protected_bindings(ctx),
         "Cap": cap,
         "Shown": MESSAGES_SHOWN,
     }

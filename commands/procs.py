@@ -12,15 +12,17 @@ Every command that takes ``PROC`` resolves it on the target with the
 
 ``BgProcess(Proc)`` returns a live local pid or throws
 ``{beamgate, no_such_process | not_a_process | remote_process, ...}``;
-``BgGuard(Pid, Protected)`` throws ``{beamgate, protected, Name}`` when the
-pid is one of the protected processes (SPEC safety rule 7).
+``BgGuard(Pid, Protected)`` throws ``{beamgate, protected, Who}`` when one of
+the protected processes (:func:`protected_bindings`, resolved with
+``BgWhere`` like any name) is that pid (SPEC safety rule 7).
 
 :data:`MEASURE` defines ``BgProcValues(Attr)``, the per-chunk measurement
 for :mod:`commands.sampling` (recon's ``proc_attrs``, with ``binary_memory``
-as the sum of the refc binaries a process references; -1 for a process
-gone meanwhile), ``BgProcRank(Attr)``, the same for ranking only (the raw
-``{Attr, Value}`` answers compare like their values and ``undefined`` below
-all of them, so two list passes fewer), and
+as the sum of the refc binaries a process references; a process gone
+meanwhile measures -1, or 0 for ``binary_memory``), ``BgProcRank(Attr)``,
+the same for ranking only (the raw ``{Attr, Value}`` answers compare like
+their values and ``undefined`` below all of them, so two list passes
+fewer), and
 ``BgProcRows(Best, N)``, which turns the kept ``{Value, Pid}`` pairs into
 ``{Pid, Value, Name, CurrentFunction, InitialCall}`` rows, leaving out
 beamgate's own worker and runner (``BgOurs``; so keep ``N + 2``) and
@@ -52,7 +54,8 @@ from .format import (
     table,
     term_text,
 )
-from .refs import GlobalRef, PidRef, ProcRef, RefError, atom_name, format_mfa
+from .protected import protected_refs
+from .refs import GlobalRef, NameRef, PidRef, ProcRef, format_mfa
 from .remote import Explain
 
 RESOLVE = """
@@ -81,10 +84,7 @@ RESOLVE = """
         end
     end,
     BgGuard = fun(BgPid, BgProtected) ->
-        BgHits = [BgName || BgName <- BgProtected,
-                            BgPid =:= (try erlang:whereis(erlang:binary_to_existing_atom(BgName, utf8))
-                                       catch error:badarg -> undefined end)],
-        case BgHits of
+        case [BgWho || BgWho <- BgProtected, BgWhere(BgWho) =:= BgPid] of
             [] -> BgPid;
             [BgFirst | _] -> throw({beamgate, protected, BgFirst})
         end
@@ -153,9 +153,6 @@ MEASURE = """
     end,
 """
 
-#: Never readable with ``state`` or ``messages``, whatever the configuration says (SPEC rule 7).
-ALWAYS_PROTECTED = ("auth", "net_kernel")
-
 #: What process attributes ``proc_count``/``proc_window`` rank by, and the unit of each.
 ATTRS: Mapping[str, str] = {
     "memory": "bytes",
@@ -189,16 +186,9 @@ def proc_binding(ref: ProcRef) -> tuple[Any, ...]:
     return (Atom("name"), ref.name.encode())
 
 
-def protected_names(ctx: Context) -> list[bytes]:
-    """``auth``, ``net_kernel`` and ``safety.protected_processes``, as atom texts (binaries)."""
-    names: list[bytes] = []
-    for text in (*ALWAYS_PROTECTED, *ctx.safety.protected_processes):
-        try:
-            name = atom_name(text)
-        except RefError:
-            name = text
-        names.append(name.encode())
-    return names
+def protected_bindings(ctx: Context) -> list[tuple[Any, ...]]:
+    """The protected processes (:mod:`commands.protected`) as data for ``BgGuard`` (bound as ``Protected``)."""
+    return [proc_binding(ref) for ref in protected_refs(ctx.safety.protected_processes)]
 
 
 def explain_proc(ref: ProcRef, node: str) -> Explain:
@@ -207,8 +197,16 @@ def explain_proc(ref: ProcRef, node: str) -> Explain:
         "no_such_process": lambda _d: f"no such process: {ref} on {node}",
         "not_a_process": lambda _d: f"{ref} is a port, not a process (try: port_info {ref})",
         "remote_process": lambda d: f"{ref} runs on {name_text(d)}; run the command there (--node {name_text(d)})",
-        "protected": lambda d: f"{ref} is a protected process ({name_text(_decoded(d))}): refused for everyone",
+        "protected": lambda d: f"{ref} is a protected process ({_protected_text(d)}): refused for everyone",
     }
+
+
+def _protected_text(who: Any) -> str:
+    """What ``BgGuard`` threw (``{name, Bin}`` or ``{global, Bin}``) as users write it."""
+    if isinstance(who, tuple) and len(who) == 2 and isinstance(who[1], bytes):
+        name = who[1].decode("utf-8", "replace")
+        return sanitize(str(GlobalRef(name) if who[0] == "global" else NameRef(name)))
+    return sanitize(str(who))
 
 
 def queue_too_long(ref: ProcRef, cap: int) -> Callable[[Any], str]:
@@ -217,10 +215,6 @@ def queue_too_long(ref: ProcRef, cap: int) -> Callable[[Any], str]:
         f"{ref} has {human_count(queued)} messages queued, above the cap of {cap} (safety.messages_cap): "
         "reading them could hurt the node; see proc_count message_queue_len and stack instead"
     )
-
-
-def _decoded(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def optional_name(name: Any) -> str | None:

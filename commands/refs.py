@@ -47,10 +47,12 @@ class NameRef:
 
 @dataclass(frozen=True)
 class GlobalRef:
+    """A globally registered name (atom text, Elixir aliases already prefixed)."""
+
     name: str
 
     def __str__(self) -> str:
-        return f"global:{self.name}"
+        return f"global:{display_module(self.name)}"
 
 
 ProcRef = PidRef | NameRef | GlobalRef

@@ -78,6 +78,8 @@ class Flag:
 
 #: Options every command accepts (SPEC: "Every command accepts --node NODE and --json").
 NODE_FLAG = Flag("node", "node", "run on NODE instead of the current node", metavar="NODE")
+#: ``--node`` of a command that runs on the gateway: accepted, so that every command takes it, and ignored.
+LOCAL_NODE_FLAG = Flag("node", "node", "ignored: this command runs on the gateway", metavar="NODE")
 JSON_FLAG = Flag("json", "bool", "print one JSON document (JSON lines for streaming commands)")
 NODES_FLAG = Flag(
     "nodes", "glob", "run on every configured node matching GLOB, concurrently, results per node", metavar="GLOB"
@@ -122,9 +124,7 @@ class Command:
     notes: str = ""
 
     def all_flags(self) -> tuple[Flag, ...]:
-        common: tuple[Flag, ...] = (JSON_FLAG,)
-        if self.remote:
-            common = (NODE_FLAG, *common)
+        common: tuple[Flag, ...] = (NODE_FLAG if self.remote else LOCAL_NODE_FLAG, JSON_FLAG)
         if self.fanout:
             common = (*common, NODES_FLAG)
         return (*self.flags, *common)

@@ -17,7 +17,7 @@ from gateway.dist.rpc import Snippet
 
 from .context import Context
 from .format import sanitize_bytes
-from .procs import RESOLVE, SHOW, explain_proc, optional_name, pid_shown, proc_binding, protected_names, shown_text
+from .procs import RESOLVE, SHOW, explain_proc, optional_name, pid_shown, proc_binding, protected_bindings, shown_text
 from .remote import evaluate, run_timeout
 from .spec import Command, Flag, Invocation
 from .stack import PROC_PARAM
@@ -57,7 +57,7 @@ async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
     }
     bindings = {
         "Proc": proc_binding(ref),
-        "Protected": protected_names(ctx),
+        "Protected": protected_bindings(ctx),
         "Timeout": timeout_ms,
         "Depth": DEPTH,
         "MaxBytes": MAX_BYTES,

@@ -15,9 +15,9 @@ node and a user who may vanish at any moment:
   the final :class:`~commands.tracing.output.TraceStopped` summary.
 
 Ctrl-C cancels :func:`run`; the session also closes the owner, which the
-relay monitors. Both paths end in the relay's single cleanup. On
-cancellation this module additionally asks the relay to stop (harmless if
-the owner is already gone) and emits the ``interrupted`` summary.
+relay's cleaner monitors. On cancellation this module additionally asks for
+a stop (the cleaner's once the trace is ready; harmless if the owner is
+already gone) and emits the ``interrupted`` summary.
 """
 
 from __future__ import annotations
@@ -118,14 +118,16 @@ class _Conversation:
         self.plan = plan
         self.count = 0
         self.monitor = owner.monitor(relay)
+        #: Stops go to the relay until it is ready, then to its cleaner, which acts at once.
+        self.stop_to = relay
 
     def summary(self, reason: str, detail: str = "") -> TraceStopped:
         return TraceStopped(reason, self.count, self.plan.limits, self.node, detail)
 
     def stop(self) -> None:
-        """Ask the relay to stop now (best effort: it also stops when the owner ends)."""
+        """Ask the trace to stop now (best effort: it also stops when the owner ends)."""
         with contextlib.suppress(DistError, OSError):
-            self.owner.send(self.relay, (STOP, self.owner.pid))
+            self.owner.send(self.stop_to, (STOP, self.owner.pid))
 
     def close(self) -> None:
         with contextlib.suppress(DistError, OSError):
@@ -152,6 +154,7 @@ class _Conversation:
                 raise CommandError(f"lost {self.node} while starting the trace" if lost else "the trace relay died")
             decoded = decode(message, self.relay, self.node)
             if isinstance(decoded, Ready):
+                self.stop_to = decoded.cleaner
                 return decoded
             if isinstance(decoded, Failed):
                 raise CommandError(failure_message(decoded.kind, decoded.detail, self.node) or decoded.kind)
@@ -275,7 +278,10 @@ more messages than the limit.
 only: '[3, _]', '[{error, _}, _]', '[#{id => 42}]'. No variables, guards
 or bodies.
 
-Refused as too broad (as recon_trace does): every module, and every
-function of erlang, lists, io or ets unless --match or --pid PROC narrows it.
+Refused as too broad: every module, and every function of erlang, lists,
+io or ets unless --pid PROC or a --match that constrains some argument
+narrows it ('[_, _]' does not). recon_trace refuses every module, and io
+and lists without a pattern; beamgate adds erlang and ets, and allows one
+named function of any of them.
 """,
 )

@@ -189,6 +189,11 @@ class AuditLog:
         size = os.fstat(self._fd).st_size
         if self._tail is not None and (self._tail[0] == size or size == 0):
             return self._tail[1], self._tail[2]  # ours, or truncated under us (copytruncate)
+        if self._tail is not None and size < self._tail[0]:
+            # Cut short under us, not emptied: continue our own chain, so that
+            # ``audit --verify`` reports the lines that were removed.
+            log.error("audit log %s shrank from %d to %d bytes under the gateway", self.path, self._tail[0], size)
+            return self._tail[1], self._tail[2]
         if size == 0:
             return 0, GENESIS
         line, complete = _last_line(self._fd, size)

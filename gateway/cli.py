@@ -51,6 +51,7 @@ def _check_config_args(p: argparse.ArgumentParser) -> None:
 
 @subcommand("check-config", "validate a config file; print each problem with its key path")(_check_config_args)
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Errors (``error: ...``, exit 1) block serving the file; warnings (``warning: ...``) never do."""
     try:
         config = load_config(args.file)
     except ConfigError as exc:
@@ -58,23 +59,25 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"error: {issue}")
         print(f"{len(exc.issues)} problem(s) in {args.file}", file=sys.stderr)
         return 1
-    policy_issues = _policy_issues(config)
-    for line in policy_issues:
+    errors, warnings = _policy_issues(config)
+    for line in errors:
         print(f"error: {line}")
-    if policy_issues:
-        print(f"{len(policy_issues)} problem(s) in {args.file}", file=sys.stderr)
+    for line in warnings:
+        print(f"warning: {line}")
+    if errors:
+        print(f"{len(errors)} problem(s) in {args.file}", file=sys.stderr)
         return 1
     nodes = sum(len(c.nodes) for c in config.clusters.values())
     counts = f"{len(config.clusters)} cluster(s), {nodes} node(s), {len(config.users)} user(s)"
-    print(f"ok: {counts}, {len(config.roles)} role(s)")
+    print(f"ok: {counts}, {len(config.roles)} role(s)" + (f"; {len(warnings)} warning(s)" if warnings else ""))
     return 0
 
 
-def _policy_issues(config: Config) -> list[str]:
-    """Checks owned by the policy layer (roles against the command registry)."""
-    from policies import validate_config
+def _policy_issues(config: Config) -> tuple[list[str], list[str]]:
+    """Checks owned by the policy layer (roles against the command registry): errors, then warnings."""
+    from policies import config_warnings, validate_config
 
-    return [str(i) for i in validate_config(config)]
+    return [str(i) for i in validate_config(config)], [str(i) for i in config_warnings(config)]
 
 
 # -- ping -------------------------------------------------------------------------------
@@ -144,7 +147,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

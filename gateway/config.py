@@ -404,12 +404,20 @@ def _command_rules(t: _Table) -> CommandRules:
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
+def _key_identity(key: str) -> bytes:
+    from .sshkeys import key_identity  # asyncssh: imported only when a config lists keys
+
+    return key_identity(key)
+
+
 class _Loader:
     def __init__(self, path: Path, *, check_files: bool) -> None:
         self.path = path
         self.base = path.parent
         self.issues: list[Issue] = []
         self.check_files = check_files
+        #: Every public key read so far (its blob, comment stripped) -> the key path that listed it first.
+        self.keys_seen: dict[bytes, str] = {}
 
     def resolve(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -444,9 +452,11 @@ class _Loader:
             t.error("login", f"{login!r} is not a valid login name")
         cas = []
         for i, entry in enumerate(t.strings("trusted_user_ca_keys")):
-            key = self.public_key_text(entry, f"{t.key_path('trusted_user_ca_keys')}[{i}]")
+            path = f"{t.key_path('trusted_user_ca_keys')}[{i}]"
+            key = self.public_key_text(entry, path)
             if key:
                 cas.append(key)
+                self.keys_seen.setdefault(_key_identity(key), path)
         result = ServerConfig(
             listen_host=host,
             listen_port=port,
@@ -483,6 +493,21 @@ class _Loader:
             self.issues.append(Issue(path, str(exc)))
             return None
         return text
+
+    def unique_user_key(self, key: str, path: str, user: str) -> None:
+        """A key identifies one user: the same key under two users, or as a CA too, is refused.
+
+        Listed twice under the same user, it is harmless and accepted.
+        """
+        first = self.keys_seen.setdefault(_key_identity(key), path)
+        if first == path or first.startswith(f"users.{user}.keys["):
+            return
+        if first.startswith("server."):
+            self.issues.append(
+                Issue(path, f"same key as {first}: whoever holds it could sign certificates for any user")
+            )
+        else:
+            self.issues.append(Issue(path, f"same key as {first}: a key must identify exactly one user"))
 
     def clusters(self, t: _Table | None) -> dict[str, ClusterConfig]:
         result: dict[str, ClusterConfig] = {}
@@ -686,9 +711,11 @@ class _Loader:
                 sub.error("", f"a user cannot be named like the shared login {server.login!r}")
             keys = []
             for i, entry in enumerate(sub.strings("keys")):
-                key = self.public_key_text(entry, f"{sub.key_path('keys')}[{i}]")
+                path = f"{sub.key_path('keys')}[{i}]"
+                key = self.public_key_text(entry, path)
                 if key:
                     keys.append(key)
+                    self.unique_user_key(key, path, name)
             user_roles = sub.strings("roles")
             for role in user_roles:
                 if role not in roles:

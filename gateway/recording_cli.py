@@ -138,17 +138,28 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
         help="start at the event at byte K (the `offset` of a command in `beamgate audit`)",
     )  # fmt: skip
     p.add_argument("--idle-limit", type=float, default=None, metavar="S", help="cap pauses at S seconds")
-    p.add_argument("--config", help="the gateway config, to find FILE in its recording folder")
+    p.add_argument("--config", help="the gateway config: find FILE in its recording folder, verify with its key")
+    p.add_argument(
+        "--key", action="append", default=[], metavar="PUBFILE",
+        help="verify against this public key before playing (as `verify --key`)",
+    )  # fmt: skip
+    p.add_argument(
+        "--unverified", action="store_true", help="play even a recording that fails verification (shown raw!)"
+    )
 
 
 @subcommand("replay", "play a recording in the terminal, exactly as the user saw it")(_replay_args)
 def cmd_replay(args: argparse.Namespace) -> int:
+    config = _load(args.config) if args.config else None
     path = Path(args.file)
-    if args.config and not path.exists() and path.name == args.file:
-        path = Path(_load(args.config).recording.dir) / args.file
+    if config is not None and not path.exists() and path.name == args.file:
+        path = Path(config.recording.dir) / args.file
     if args.speed <= 0:
         print("error: --speed must be greater than 0", file=sys.stderr)
         return 2
+    refused = _check_before_replay(path, args.key, config, args.unverified)
+    if refused is not None:
+        return refused
     try:
         play(
             frames(path, args.from_offset),
@@ -163,6 +174,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return 0
     return 0
+
+
+def _check_before_replay(path: Path, key_files: list[str], config: Config | None, anyway: bool) -> int | None:
+    """Verify ``path`` before its bytes reach the reviewer's terminal; an exit status if it must not play.
+
+    Replay writes the recorded output raw (escape sequences included), so a
+    changed file could drive the reviewer's terminal: with a key to trust,
+    a tampered or foreign-signed recording is refused unless ``--unverified``.
+    """
+    try:
+        keys = _trusted_keys(key_files, config)
+    except RecordingKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not keys:
+        print(f"warning: {path} not verified (give --key PUBFILE or --config FILE)", file=sys.stderr)
+        return None
+    if not path.is_file():
+        return None  # replay says why it cannot read it
+    verdict = verify_file(path, keys)
+    if verdict.status in (TAMPERED, INVALID):
+        if not anyway:
+            print(f"error: {verdict.text()}; not played (--unverified plays it anyway)", file=sys.stderr)
+            return 1
+        print(f"warning: {verdict.text()}; playing it anyway", file=sys.stderr)
+    elif verdict.status == UNTERMINATED:
+        print(f"warning: {verdict.text()}", file=sys.stderr)
+    return None
 
 
 # -- recording-key ------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Replay writes the ``"o"`` events, exactly as recorded, with their original
 timing divided by ``speed`` (pauses optionally capped at ``idle_limit``).
 Nothing is sanitized here: the recording holds what the user's terminal
 received, which the session layer already sanitized, and the reviewer must
-see exactly that. Input, resize, marker and checkpoint records are not
-played.
+see exactly that (``beamgate replay`` verifies the signatures first when it
+has a key to trust, so a changed file does not reach the terminal). Input,
+resize, marker and checkpoint records are not played.
 
 ``from_offset`` jumps to the byte offset of an event, as the audit log gives
 it for each command (``offset``): playback clears the screen and starts
@@ -16,6 +17,7 @@ nearest valid offsets, rather than guessed.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +57,8 @@ def frames(path: Path, from_offset: int = 0) -> Iterator[Frame]:
         for raw in f:
             try:
                 t, kind, data = json.loads(raw)
+                if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
+                    raise TypeError
             except (ValueError, TypeError):
                 if not raw.endswith(b"\n"):
                     return  # a torn last line: play what is whole

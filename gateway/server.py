@@ -199,6 +199,7 @@ class Gateway:
             generation=result.generation,
             message=result.message,
             issues=[str(i) for i in result.issues],
+            warnings=[str(i) for i in result.warnings],
             restart_needed=list(result.restart_needed),
         )
         if result.ok:  # [server] changes wait for a restart

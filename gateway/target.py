@@ -19,7 +19,8 @@ The worker evaluates the command's own snippet. A snippet reports a
 user-facing failure with ``throw({beamgate, Kind, Detail})`` (``Kind`` an
 atom such as ``no_such_process``); that surfaces as :class:`TargetError` with
 ``kind`` set, for the command to phrase. Any other exception is reported with
-its (depth- and size-limited) reason.
+its (depth- and size-limited) reason, printed on the node as UTF-8 (atoms
+beyond Latin-1 included).
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ RUNNER = Snippet(
     "beamgate_runner",
     """
     Tag = make_ref(),
-    Fmt = fun(T) -> iolist_to_binary(io_lib:format("~tW", [T, 12])) end,
+    Fmt = fun(T) ->
+              case unicode:characters_to_binary(io_lib:format("~tW", [T, 12])) of
+                  Text when is_binary(Text) -> Text;
+                  _ -> iolist_to_binary(io_lib:format("~W", [T, 12]))
+              end
+          end,
     Cut = fun(B) when byte_size(B) > 600 -> <<(binary:part(B, 0, 600))/binary, "...">>; (B) -> B end,
     {Worker, WorkerMon} = erlang:spawn_opt(
         fun() ->

@@ -5,7 +5,7 @@ The model and its merge rules are documented for reviewers in ``docs/policies.md
 
 from .engine import Confirmation, Decision, Denied, Policy, UserPolicy
 from .store import PolicyStore, ReloadResult, load_policy
-from .validate import validate_config
+from .validate import config_warnings, validate_config
 
 __all__ = [
     "Confirmation",
@@ -15,6 +15,7 @@ __all__ = [
     "PolicyStore",
     "ReloadResult",
     "UserPolicy",
+    "config_warnings",
     "load_policy",
     "validate_config",
 ]

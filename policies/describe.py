@@ -2,18 +2,22 @@
 
 Built from the same merged :class:`~policies.rights.Rights` the engine
 enforces, with the same hard maxima applied, so what the user is told is
-what is checked. The result is plain JSON-serialisable data; the ``policy``
-command renders it as text.
+what is checked. Rights are merged per node, over the roles granting the
+command there, so a command whose nodes fall under different roles has one
+entry per group of nodes (``trace`` on ``app@*`` with the contractor's
+modules, on ``staging@*`` with any). The result is plain JSON-serialisable
+data; the ``policy`` command renders it as text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from commands.spec import Command
 
 from . import limits
-from .rights import Rights, denied_by, denied_keys
+from .rights import Rights, denied_by, denied_keys, merge
 
 if TYPE_CHECKING:
     from .engine import UserPolicy
@@ -24,11 +28,11 @@ def describe(policy: UserPolicy) -> dict[str, Any]:
     commands = []
     not_allowed = []
     for name, command in policy.registry.items():
-        rights = policy.rights(name)
-        if rights is None:
+        if policy.rights(name) is None:
             not_allowed.append(name)
             continue
-        commands.append(_command(policy, command, rights))
+        for nodes, roles in policy.node_groups(command):
+            commands.append(_command(policy, command, nodes, merge(command, roles, policy.safety)))
     return {
         "user": policy.user,
         "roles": [r.name for r in policy.roles],
@@ -41,12 +45,13 @@ def describe(policy: UserPolicy) -> dict[str, Any]:
     }
 
 
-def _command(policy: UserPolicy, command: Command, rights: Rights) -> dict[str, Any]:
+def _command(policy: UserPolicy, command: Command, nodes: Sequence[str], rights: Rights) -> dict[str, Any]:
+    """One command on one group of nodes (all of its nodes, unless they fall under different roles)."""
     entry: dict[str, Any] = {"name": command.name, "granted_by": [r.name for r in rights.roles]}
     if command.privileged:
         entry["privileged"] = True
     if command.remote:
-        entry["nodes"] = policy.usable_nodes(command.name)
+        entry["nodes"] = list(nodes)
     caps = {}
     for key in rights.caps:
         limit = policy.int_limit(rights, key)
@@ -63,7 +68,7 @@ def _command(policy: UserPolicy, command: Command, rights: Rights) -> dict[str, 
         command.name in limits.EXPENSIVE_COMMANDS
         or (limits.WINDOW_KEY in caps and caps[limits.WINDOW_KEY] > limits.EXPENSIVE_WINDOW_MS)
         or (limits.WINDOW_KEY in rights.caps and limits.WINDOW_KEY not in caps)
-        or (command.fanout and rights.fanout and len(entry["nodes"]) > limits.EXPENSIVE_FANOUT_NODES)
+        or (command.fanout and rights.fanout and len(policy.usable_nodes(command.name)) > limits.EXPENSIVE_FANOUT_NODES)
     )
     if command.privileged or rights.confirm:
         entry["confirm"] = "always"

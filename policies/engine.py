@@ -16,11 +16,22 @@ The checks, in order (``docs/policies.md`` has the full model):
 2. built-in protections no role can lift: protected processes for
    ``state``/``messages``/``kill``, denied process keys, node arguments;
 3. the nodes: each must be granted, together with the command, by one role;
-   ``--nodes`` fan-out must be allowed and is narrowed to the granted nodes;
+   ``--nodes`` fan-out is narrowed to the nodes where such a role also
+   allows fan-out;
 4. the arguments: allowed values, integer caps, and for ``trace`` the
    message, rate and time limits (filled in when absent: they always apply);
 5. the cost: privileged commands are always confirmed; expensive ones follow
    the roles' ``expensive`` setting; ``args.CMD.confirm`` asks every time.
+
+Steps 4 and 5 apply, on each node, the rights merged over the roles that
+grant the command *on that node* (for a fan-out: and allow fan-out there),
+never those of a role that grants it only elsewhere: a role granting
+``trace`` on staging nodes must not lift the module list another role sets
+on production nodes. A fan-out whose nodes fall under different roles is
+checked against each group's rights in turn, so one invocation satisfies
+all of them: values are lowered to the smallest cap, a value refused on any
+of its nodes refuses it (the reason names those nodes), the strictest
+``expensive`` setting applies.
 
 How roles combine is in :mod:`policies.rights`; the hard numbers in
 :mod:`policies.limits`.
@@ -33,12 +44,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from commands.grammar import UsageError, matches_glob
-from commands.refs import FunSpec, GlobalRef, NameRef, RefError, atom_name
+from commands.protected import name_label, protected_labels
+from commands.refs import FunSpec, NameRef
 from commands.spec import Command, Flag, Invocation, Param
-from gateway.config import Config, RoleConfig, SafetyConfig, TraceLimits
+from gateway.config import EXPENSIVE_MODES, Config, RoleConfig, SafetyConfig, TraceLimits
 
 from . import limits
-from .rights import Cap, Rights, denied_by, denied_keys, grants, merge, paths
+from .rights import Cap, Rights, allows_fanout, denied_by, denied_keys, fanout_rules, grants, merge, paths
 from .vocabulary import hard_max, int_specs, proc_params, process_key_params
 
 
@@ -86,7 +98,12 @@ class Decision:
 
 
 class _Edit:
-    """The invocation being adjusted: values set by key, lowered values recorded."""
+    """The invocation being adjusted: values set by key, lowered values recorded.
+
+    It may be checked against several rights in turn (a fan-out over nodes of different
+    roles): a value lowered twice is recorded once, from what the user asked to the last
+    value, and each key keeps one notice, the last.
+    """
 
     def __init__(self, inv: Invocation) -> None:
         self.inv = inv
@@ -94,18 +111,30 @@ class _Edit:
         self.args = dict(inv.args)
         self.flags = dict(inv.flags)
         self.clamped: dict[str, tuple[Any, Any]] = dict(inv.clamped)
-        self.notices: list[str] = []
+        self._notices: dict[str, str] = {}
 
     def get(self, key: str) -> Any:
         return self.args.get(key) if key in self.params else self.flags.get(key)
 
+    def asked(self, key: str) -> Any:
+        """The value as parsed, before any change (``None``: not given, and no default)."""
+        return self.inv.args.get(key) if key in self.params else self.inv.flags.get(key)
+
     def set(self, key: str, value: Any) -> None:
         (self.args if key in self.params else self.flags)[key] = value
 
-    def lower(self, key: str, shown: str, asked: Any, granted: Any, rule: str) -> None:
+    def notice(self, key: str, text: str) -> None:
+        self._notices[key] = text
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return tuple(self._notices.values())
+
+    def lower(self, key: str, shown: str, granted: Any, rule: str) -> None:
+        asked = self.asked(key)
         self.set(key, granted)
         self.clamped[key] = (asked, granted)
-        self.notices.append(f"{self.inv.name}: {shown} lowered from {_text(asked)} to {_text(granted)} ({rule})")
+        self.notice(key, f"{self.inv.name}: {shown} lowered from {_text(asked)} to {_text(granted)} ({rule})")
 
     def result(self) -> Invocation:
         return replace(self.inv, args=self.args, flags=self.flags, clamped=self.clamped)
@@ -149,7 +178,11 @@ class UserPolicy:
         return [r for r in self.roles if grants(r, command)]
 
     def rights(self, name: str) -> Rights | None:
-        """The merged rights on ``name``, or ``None`` if it is denied or not granted."""
+        """The rights on ``name`` merged over every granting role, or ``None`` if denied or not granted.
+
+        What the user may do with ``name`` *somewhere*: enough to say whether it is granted, and
+        for completion. :meth:`check` merges per node (:meth:`node_groups`).
+        """
         command = self.registry.get(name)
         if command is None or denied_by(self.roles, name) is not None:
             return None
@@ -159,7 +192,11 @@ class UserPolicy:
         return merge(command, granting, self.safety)
 
     def trace_caps(self) -> TraceLimits | None:
-        """The merged ``trace`` caps of the roles granting ``trace``, or None if none does."""
+        """The merged ``trace`` caps of the roles granting ``trace``, or None if none does.
+
+        Over every granting role: an upper bound. The limits of an actual trace are set per
+        node by :meth:`check` (filled in and lowered in :attr:`Decision.invocation`).
+        """
         rights = self.rights(limits.TRACE_COMMAND)
         if rights is None or rights.trace is None:
             return None
@@ -192,6 +229,20 @@ class UserPolicy:
         if rights is None:
             return []
         return [n for n in self.nodes if any(self.covers(r, n) for r in rights.roles)]
+
+    def node_groups(self, command: Command) -> list[tuple[tuple[str, ...], tuple[RoleConfig, ...]]]:
+        """The nodes the user may run ``command`` on, grouped by the granting roles that cover them.
+
+        Each group's rights are those roles' merge. A command that needs no node (or that no
+        usable node is open to) is one group of every granting role, without nodes.
+        """
+        granting = self.granting(command)
+        if not command.remote:
+            return [((), tuple(granting))]
+        nodes = [n for n in self.nodes if any(self.covers(r, n) for r in granting)]
+        if not nodes:
+            return [((), tuple(granting))]
+        return _grouped(nodes, {n: [r for r in granting if self.covers(r, n)] for n in nodes})
 
     def allowed_values(self, command: str, key: str) -> tuple[str, ...] | None:
         """For completion: the values the user may give for ``key`` (``None``: any the command accepts)."""
@@ -236,23 +287,32 @@ class UserPolicy:
         granting = self.granting(command)
         if not granting:
             raise self._not_granted(command)
-        rights = merge(command, granting, self.safety)
         edit = _Edit(inv)
         self._protected(edit)
         self._process_keys(edit)
         self._node_args(edit)
-        nodes = self._target_nodes(inv, node, rights)
-        self._allowed_values(edit, rights)
-        self._int_caps(edit, rights)
-        if rights.trace is not None:
-            self._trace(edit, rights)
+        nodes, groups = self._placement(inv, node, granting)
+        merged = [(where, merge(command, roles, self.safety)) for where, roles in groups]
+        for where, rights in merged:
+            try:
+                self._allowed_values(edit, rights)
+                self._int_caps(edit, rights)
+                if rights.trace is not None:
+                    self._trace(edit, rights)
+            except Denied as exc:
+                if len(merged) == 1:
+                    raise
+                raise Denied(
+                    f"{exc.reason}; this applies on {_where(where)}: narrow --nodes to leave them out", exc.rule
+                ) from None
         result = edit.result()
+        deciding = {r.name: r for _, roles in groups for r in roles}
         return Decision(
             invocation=result,
-            rule=rights.rule,
+            rule=paths(deciding.values(), "commands"),
             nodes=nodes,
-            confirm=self._confirmation(result, rights, nodes),
-            notices=tuple(edit.notices),
+            confirm=self._confirmation(result, [rights for _, rights in merged], nodes),
+            notices=edit.notices,
         )
 
     def _not_granted(self, command: Command) -> Denied:
@@ -280,7 +340,7 @@ class UserPolicy:
         protected = self.protected_names()
         for param in proc_params(edit.inv.command):
             for ref in _values(edit.get(param.key)):
-                label = _ref_label(ref)
+                label = name_label(ref)
                 if label is not None and label in protected:
                     raise Denied(
                         f"{name} refuses the protected process {ref} for every role "
@@ -289,17 +349,8 @@ class UserPolicy:
                     )
 
     def protected_names(self) -> frozenset[str]:
-        """Protected process names as atom text (``global:NAME`` for global names)."""
-        names = set(limits.PROTECTED_PROCESSES)
-        for entry in self.safety.protected_processes:
-            if entry.startswith("global:"):
-                names.add(entry)
-                continue
-            try:
-                names.add(atom_name(entry))
-            except RefError:
-                names.add(entry)
-        return frozenset(names)
+        """Protected process names as atom text (``global:NAME`` for global names), as the commands check them."""
+        return protected_labels(self.safety.protected_processes)
 
     def _process_keys(self, edit: _Edit) -> None:
         """``deny_process_keys`` from every role: refuse asked keys, narrow default groups."""
@@ -342,7 +393,7 @@ class UserPolicy:
                     narrowed_by,
                 )
             edit.set(param.key, kept)
-            edit.notices.append(f"{name}: showing {', '.join(kept)} (keys denied by {narrowed_by} left out)")
+            edit.notice(param.key, f"{name}: showing {', '.join(kept)} (keys denied by {narrowed_by} left out)")
 
     def _node_args(self, edit: _Edit) -> None:
         """Node-valued arguments (``use NODE``) must name a node the user may use.
@@ -362,36 +413,53 @@ class UserPolicy:
                         paths(self.roles, "nodes"),
                     )
 
-    def _target_nodes(self, inv: Invocation, node: str | None, rights: Rights) -> tuple[str, ...]:
+    def _placement(
+        self, inv: Invocation, node: str | None, granting: Sequence[RoleConfig]
+    ) -> tuple[tuple[str, ...], list[tuple[tuple[str, ...], tuple[RoleConfig, ...]]]]:
+        """The nodes to run on (config order), and the roles whose rights apply, by group of nodes.
+
+        On a node, the granting roles that cover it; for a fan-out, those that also allow it.
+        A command that needs no node is one group of every granting role.
+        """
         command = inv.command
+        name = command.name
         if not command.remote:
-            return ()
-        rule = paths(rights.roles, "nodes")
-        if inv.nodes_glob is not None:
-            if not command.fanout or not rights.fanout:
+            return (), [((), tuple(granting))]
+        rule = paths(granting, "nodes")
+        if inv.nodes_glob is None:
+            if node is None:
+                raise ValueError(f"{name} is remote: resolve its node before the policy check")
+            here = tuple(r for r in granting if self.covers(r, node))
+            if not here:
                 raise Denied(
-                    f"{command.name} --nodes: fan-out is not allowed ({rights.fanout_rule})", rights.fanout_rule
-                )
-            matched = [n for n in self.nodes if matches_glob(n, inv.nodes_glob)]
-            if not matched:
-                raise UsageError(f"--nodes {inv.nodes_glob} matches no configured node; try nodes", command)
-            allowed = [n for n in matched if any(self.covers(r, n) for r in rights.roles)]
-            if not allowed:
-                raise Denied(
-                    f"{command.name} --nodes {inv.nodes_glob}: no matching node is one you may run "
-                    f"{command.name} on ({rule})",
+                    f"{self.user} may not run {name} on {node} (not configured, or no role granting "
+                    f"{name} has a nodes/clusters pattern matching it: {rule})",
                     rule,
                 )
-            return tuple(allowed)
-        if node is None:
-            raise ValueError(f"{command.name} is remote: resolve its node before the policy check")
-        if not any(self.covers(r, node) for r in rights.roles):
+            return (node,), [((node,), here)]
+        if not command.fanout or not any(allows_fanout(r, name) for r in granting):
+            fanout_rule = fanout_rules(granting, name)
+            raise Denied(f"{name} --nodes: fan-out is not allowed ({fanout_rule})", fanout_rule)
+        matched = [n for n in self.nodes if matches_glob(n, inv.nodes_glob)]
+        if not matched:
+            raise UsageError(f"--nodes {inv.nodes_glob} matches no configured node; try nodes", command)
+        covering = {n: [r for r in granting if self.covers(r, n)] for n in matched}
+        granted = [n for n in matched if covering[n]]
+        if not granted:
             raise Denied(
-                f"{self.user} may not run {command.name} on {node} (not configured, or no role granting "
-                f"{command.name} has a nodes/clusters pattern matching it: {rule})",
-                rule,
+                f"{name} --nodes {inv.nodes_glob}: no matching node is one you may run {name} on ({rule})", rule
             )
-        return (node,)
+        fanning = {n: [r for r in covering[n] if allows_fanout(r, name)] for n in granted}
+        nodes = [n for n in granted if fanning[n]]
+        if not nodes:
+            roles = {r.name: r for n in granted for r in covering[n]}
+            fanout_rule = fanout_rules(roles.values(), name)
+            raise Denied(
+                f"{name} --nodes {inv.nodes_glob}: fan-out is not allowed on the matching nodes you may run "
+                f"{name} on ({fanout_rule})",
+                fanout_rule,
+            )
+        return tuple(nodes), _grouped(nodes, fanning)
 
     def _allowed_values(self, edit: _Edit, rights: Rights) -> None:
         name = edit.inv.name
@@ -422,15 +490,15 @@ class UserPolicy:
             top = int(limit.value)
             shown = spec.name if key in edit.params else f"--{spec.name}"
             value = edit.get(key)
-            if value is None:
-                if rights.caps[key].value is not None:
+            if edit.asked(key) is None:  # not given: a role's cap fills it in
+                if (value is None and rights.caps[key].value is not None) or (value is not None and value > top):
                     edit.set(key, top)
-                    edit.notices.append(f"{name}: {shown} set to {top}, your cap ({limit.rule})")
+                    edit.notice(key, f"{name}: {shown} set to {top}, your cap ({limit.rule})")
                 continue
             if not isinstance(value, int):
                 raise Denied(f"{name}: cannot check {shown} against its cap ({limit.rule})", limit.rule)
             if value > top:
-                edit.lower(key, shown, value, top, limit.rule)
+                edit.lower(key, shown, top, limit.rule)
 
     def _trace(self, edit: _Edit, rights: Rights) -> None:
         """The trace caps; limits are filled in when absent, so they always apply (safety rule 6)."""
@@ -462,26 +530,31 @@ class UserPolicy:
         cap = t.max_rate
         assert cap.value is not None
         rate = edit.get(limits.TRACE_RATE)
-        if rate is None:
-            edit.set(limits.TRACE_RATE, (t.default_rate, 1))
+        if edit.asked(limits.TRACE_RATE) is None:
+            filled = t.default_rate if rate is None else min(rate[0], t.default_rate)
+            edit.set(limits.TRACE_RATE, (filled, 1))
         elif not (isinstance(rate, tuple) and len(rate) == 2 and all(isinstance(x, int) and x > 0 for x in rate)):
             raise Denied(f"trace: cannot check --rate against its cap ({cap.rule})", cap.rule)
         elif rate[0] > cap.value * rate[1]:
-            edit.lower(limits.TRACE_RATE, "--rate", rate, (max(int(cap.value * rate[1]), 1), rate[1]), cap.rule)
+            edit.lower(limits.TRACE_RATE, "--rate", (max(int(cap.value * rate[1]), 1), rate[1]), cap.rule)
 
     def _trace_count(self, edit: _Edit, key: str, cap: Cap, default: int) -> None:
         assert cap.value is not None
         top = max(int(cap.value), 1)
         value = edit.get(key)
-        if value is None:
-            edit.set(key, default)
+        if edit.asked(key) is None:  # filled in: the safer of the default and the cap
+            edit.set(key, default if value is None else min(value, default))
         elif not isinstance(value, int):
             raise Denied(f"trace: cannot check --{key} against its cap ({cap.rule})", cap.rule)
         elif value > top:
-            edit.lower(key, f"--{key}", value, top, cap.rule)
+            edit.lower(key, f"--{key}", top, cap.rule)
 
-    def _confirmation(self, inv: Invocation, rights: Rights, nodes: Sequence[str]) -> Confirmation | None:
+    def _confirmation(self, inv: Invocation, merged: Sequence[Rights], nodes: Sequence[str]) -> Confirmation | None:
+        """Privileged: always; expensive: the strictest setting among ``merged`` (one per group of
+        nodes) decides; ``args.C.confirm``: if any group asks."""
         command = inv.command
+        rights = min(merged, key=lambda r: EXPENSIVE_MODES.index(r.expensive))
+        asking = next((r for r in merged if r.confirm), None)
         where = _where(nodes)
         reasons = []
         if command.name in limits.EXPENSIVE_COMMANDS:
@@ -499,7 +572,7 @@ class UserPolicy:
                 rights.expensive_rule,
             )
         generic = command.privileged and not command.confirms  # kill asks for the pid itself
-        if not (generic or expensive or rights.confirm):
+        if not (generic or expensive or asking):
             return None
         answer, rules, lines = "yes", [], []
         if generic:
@@ -510,9 +583,9 @@ class UserPolicy:
         if expensive:
             lines.append(f"{command.name} on {where} is expensive: {'; '.join(reasons)}.")
             rules.append(rights.expensive_rule)
-        if rights.confirm:
+        if asking is not None:
             lines.append(f"{command.name} on {where} needs your confirmation.")
-            rules.append(rights.confirm_rule)
+            rules.append(asking.confirm_rule)
         lines.append(f"Cost on the node: {command.cost}")
         lines.append(f"Type {answer} to run it; anything else cancels.")
         return Confirmation(prompt="\n".join(lines), answer=answer, rule="; ".join(rules))
@@ -527,12 +600,15 @@ def _where(nodes: Sequence[str]) -> str:
     return f"{len(nodes)} nodes ({', '.join(nodes[:3])}{more})"
 
 
-def _ref_label(ref: Any) -> str | None:
-    if isinstance(ref, NameRef):
-        return ref.name
-    if isinstance(ref, GlobalRef):
-        return f"global:{ref.name}"
-    return None
+def _grouped(
+    nodes: Sequence[str], roles_of: Mapping[str, Sequence[RoleConfig]]
+) -> list[tuple[tuple[str, ...], tuple[RoleConfig, ...]]]:
+    """``nodes`` grouped by the roles that apply on each (same roles, same rights), in order."""
+    groups: dict[tuple[str, ...], tuple[list[str], tuple[RoleConfig, ...]]] = {}
+    for node in nodes:
+        roles = tuple(roles_of[node])
+        groups.setdefault(tuple(r.name for r in roles), ([], roles))[0].append(node)
+    return [(tuple(members), roles) for members, roles in groups.values()]
 
 
 def _label(value: Any) -> str | None:

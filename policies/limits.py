@@ -8,9 +8,12 @@ documented, with their reasons, in ``docs/policies.md``.
 * Hard maxima: trace limits (messages, rate, duration) and the integer
   arguments that make a command walk more of the node (top-N, sampling
   windows, call timeouts).
-* Protected processes: ``state``, ``messages`` and ``kill`` refuse them for
-  every role (SPEC safety rule 7). Names are refused here, before anything
-  reaches a node; pids are checked again on the target by the commands.
+* Protected processes: ``state``, ``messages``, ``kill`` and ``info PROC
+  messages`` refuse them for every role (SPEC safety rule 7). The list is
+  normalised by :mod:`commands.protected`; the engine refuses the names a
+  user types before anything reaches a node, and the commands check the
+  resolved pid on the target (``BgGuard``), so a pid or another name of a
+  protected process is refused too.
 * What makes an invocation *expensive*, and therefore subject to the role's
   ``expensive`` setting and an interactive confirmation.
 * The trace command's option names, which its caps are applied to.
@@ -19,6 +22,8 @@ documented, with their reasons, in ``docs/policies.md``.
 from __future__ import annotations
 
 from typing import Final
+
+from commands.procinfo import GROUPS
 
 # -- trace ---------------------------------------------------------------------------
 
@@ -49,8 +54,6 @@ WINDOW_KEY: Final = "ms"
 
 # -- protected processes and process keys --------------------------------------------
 
-#: Always protected, in addition to ``[safety] protected_processes``.
-PROTECTED_PROCESSES: Final = ("auth", "net_kernel")
 #: Commands that refuse a protected process as their PROC argument.
 PROTECTED_COMMANDS: Final = frozenset({"state", "messages", "kill"})
 #: The command whose N is capped by ``[safety] messages_cap`` (the mailbox cap).
@@ -70,15 +73,10 @@ PROCESS_KEYS: Final = frozenset(
         "meta", "signals", "location", "memory_used", "work",
     }
 )  # fmt: skip
-#: recon's ``info`` groups and the keys each shows. A denied key denies asking for a group
-#: that shows it; when KEY is omitted (every group), such groups are narrowed to their other keys.
-PROCESS_KEY_GROUPS: Final = {
-    "meta": ("registered_name", "dictionary", "group_leader", "status"),
-    "signals": ("links", "monitors", "monitored_by", "trap_exit"),
-    "location": ("initial_call", "current_stacktrace"),
-    "memory_used": ("memory", "message_queue_len", "heap_size", "total_heap_size", "garbage_collection"),
-    "work": ("reductions",),
-}
+#: recon's ``info`` groups and the keys each shows, as ``info PROC`` reads them. A denied key
+#: denies asking for a group that shows it; when KEY is omitted (every group), such groups
+#: are narrowed to their other keys.
+PROCESS_KEY_GROUPS: Final = GROUPS
 #: A denied key also denies the whole command that shows the same data.
 KEY_COMMANDS: Final = {"messages": "messages"}
 

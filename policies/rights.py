@@ -12,11 +12,13 @@ The rules, in the order a reviewer applies them:
 2. *An explicit deny in any role wins*: ``deny`` (commands) and
    ``deny_process_keys``, taken from every role the user has, granting or not.
 3. *Everything else is the most permissive value among the roles that grant
-   the command* (the "granting roles"): the largest cap (a role that sets no
-   cap grants up to the hard maximum), the union of allowed values and
-   modules (a role that lists none allows any), a permission if any granting
-   role gives it, a confirmation only if every granting role asks for one.
-   Roles that do not grant the command contribute nothing to it.
+   the command on the node* (the "granting roles" there): the largest cap (a
+   role that sets no cap grants up to the hard maximum), the union of allowed
+   values and modules (a role that lists none allows any), a permission if
+   any of them gives it, a confirmation only if every one asks for one.
+   Roles that do not grant the command, or not on that node, contribute
+   nothing to it. :func:`merge` takes the roles to merge; the engine picks
+   them per node (:meth:`policies.engine.UserPolicy.check`).
 4. Nodes pair with commands: a command runs on a node when one role grants
    both (the command, the node, and the node's cluster).
 """
@@ -130,7 +132,7 @@ def merge(command: Command, granting: Sequence[RoleConfig], safety: SafetyConfig
     name = command.name
     caps = {key: _cap(granting, name, key) for key in int_specs(command)}
     allow = {key: _allowed(granting, name, key) for key in choice_specs(command)}
-    fanout_roles = [r for r in granting if _fanout(r, name)]
+    fanout_roles = [r for r in granting if allows_fanout(r, name)]
     confirm_roles = [r for r in granting if _rules(r, name).confirm]
     best = max(granting, key=lambda r: EXPENSIVE_MODES.index(r.expensive))
     return Rights(
@@ -139,7 +141,7 @@ def merge(command: Command, granting: Sequence[RoleConfig], safety: SafetyConfig
         caps=caps,
         allow=allow,
         fanout=bool(fanout_roles),
-        fanout_rule=_fanout_rule(fanout_roles[0], name) if fanout_roles else _fanout_rules(granting, name),
+        fanout_rule=_fanout_rule(fanout_roles[0], name) if fanout_roles else fanout_rules(granting, name),
         confirm=len(confirm_roles) == len(granting),
         confirm_rule=paths(confirm_roles, f"args.{name}.confirm"),
         expensive=best.expensive,
@@ -166,18 +168,20 @@ def _allowed(granting: Sequence[RoleConfig], command: str, key: str) -> Allowed:
     return Allowed(tuple(values), paths(granting, f"args.{command}.allow_{key}"))
 
 
-def _fanout(role: RoleConfig, command: str) -> bool:
+def allows_fanout(role: RoleConfig, command: str) -> bool:
+    """Does ``role`` allow ``--nodes`` fan-out of ``command`` (``args.C.fanout``, else the role's ``fanout``)?"""
     own = _rules(role, command).fanout
     return role.fanout if own is None else own
 
 
 def _fanout_rule(role: RoleConfig, command: str) -> str:
     if _rules(role, command).fanout is not None:
-        return f"roles.{role.name}.args.{command}.fanout = {str(_fanout(role, command)).lower()}"
+        return f"roles.{role.name}.args.{command}.fanout = {str(allows_fanout(role, command)).lower()}"
     return f"roles.{role.name}.fanout = {str(role.fanout).lower()}"
 
 
-def _fanout_rules(roles: Iterable[RoleConfig], command: str) -> str:
+def fanout_rules(roles: Iterable[RoleConfig], command: str) -> str:
+    """The fan-out settings of ``roles`` for ``command``, as the rule text of a refusal."""
     return ", ".join(_fanout_rule(r, command) for r in roles)
 
 

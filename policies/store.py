@@ -8,17 +8,27 @@ with the new policy. A command already running keeps the decision it got.
 
 :meth:`PolicyStore.reload` reads the file again and runs every check
 ``beamgate check-config`` runs (the loader's and :func:`validate_config`).
-Any problem rejects the whole file: the previous generation stays in force
-and one log line says so, followed by one line per problem. Swapping is a
-single attribute assignment on the event loop's thread, so a command sees
-either the old policy or the new one, never a mix.
+Any error rejects the whole file: the previous generation stays in force
+and one log line says so, followed by one line per problem. Warnings
+(:func:`config_warnings`: a user without roles, a role without users, which
+is what an offboarding leaves) are logged, at start and on every reload,
+and never reject anything: revoking access must always go through. Swapping
+is a single attribute assignment on the event loop's thread, so a command
+sees either the old policy or the new one, never a mix.
 
 :meth:`PolicyStore.watch_sighup` wires the reload to SIGHUP on the server's
 event loop (the handler runs on the loop's thread, between commands).
 
 Only the policy-bearing sections (``users``, ``roles``, ``safety``) take
 effect on reload; changes to ``server``, ``clusters``, ``recording`` or
-``audit`` are logged as needing a restart and otherwise ignored.
+``audit`` are logged as needing a restart and otherwise ignored. For
+``clusters`` that is enforced here: the policy's node map (which node is
+configured, in which cluster) always comes from the clusters the store
+started with, the ones the gateway holds connections and cookies for. A
+node added by a reload is unknown until a restart (denied like any
+unconfigured node); a node moved to another cluster stays in the cluster it
+is connected through, so roles restricted by ``clusters`` keep matching what
+is actually used.
 """
 
 from __future__ import annotations
@@ -27,14 +37,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from commands.spec import Command
 from gateway.config import Config, ConfigError, Issue, load_config
 
 from .engine import Policy, UserPolicy
-from .validate import validate_config
+from .validate import config_warnings, validate_config
 
 log = logging.getLogger("beamgate.policy")
 
@@ -52,6 +62,8 @@ class ReloadResult:
     issues: tuple[Issue, ...] = ()
     #: Sections whose changes wait for a restart.
     restart_needed: tuple[str, ...] = ()
+    #: What :func:`config_warnings` says about the new file (logged; never a reason to reject it).
+    warnings: tuple[Issue, ...] = ()
 
 
 def load_policy(path: str | Path, registry: Mapping[str, Command] | None = None) -> Config:
@@ -72,8 +84,12 @@ class PolicyStore:
 
             registry = REGISTRY
         self.registry = registry
+        #: The clusters the gateway started with: a reload never changes them (see the module doc).
+        self.clusters = config.clusters
         self._policy = Policy(config, registry)
         self.generation = 1
+        for issue in config_warnings(config):
+            log.warning("config warning: %s", issue)
 
     @classmethod
     def load(cls, path: str | Path, registry: Mapping[str, Command] | None = None) -> PolicyStore:
@@ -108,16 +124,26 @@ class PolicyStore:
             return ReloadResult(False, self.generation, message, tuple(exc.issues))
         old = self.config
         restart = tuple(s for s in RESTART_SECTIONS if getattr(old, s) != getattr(config, s))
-        self._policy = Policy(config, self.registry)
+        warnings = tuple(config_warnings(config))
+        self._policy = Policy(replace(config, clusters=self.clusters), self.registry)
         self.generation += 1
         message = (
             f"config reloaded from {source}: generation {self.generation}, "
             f"{len(config.users)} user(s), {len(config.roles)} role(s)"
         )
         log.info(message)
-        if restart:
-            log.warning("config reload: changes to %s take effect only after a restart", ", ".join(restart))
-        return ReloadResult(True, self.generation, message, restart_needed=restart)
+        for issue in warnings:
+            log.warning("config warning: %s", issue)
+        if "clusters" in restart:
+            log.warning(
+                "config reload: changes to clusters are ignored until a restart "
+                "(the nodes, their clusters and cookies stay as started: %s)",
+                ", ".join(f"{c.name}: {' '.join(c.nodes)}" for c in self.clusters.values()),
+            )
+        others = [s for s in restart if s != "clusters"]
+        if others:
+            log.warning("config reload: changes to %s take effect only after a restart", ", ".join(others))
+        return ReloadResult(True, self.generation, message, restart_needed=restart, warnings=warnings)
 
     def watch_sighup(
         self, loop: asyncio.AbstractEventLoop, on_reload: Callable[[ReloadResult], None] | None = None

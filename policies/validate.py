@@ -1,4 +1,12 @@
-"""Policy checks for ``beamgate check-config`` (and for a reload, which refuses on any issue).
+"""Policy checks for ``beamgate check-config``, ``beamgate serve`` and a reload.
+
+:func:`validate_config` returns *errors*: a config with any of them is not
+served (``serve`` refuses to start, a reload keeps the previous config).
+:func:`config_warnings` returns *warnings*: things that are probably not
+meant but are safe, above all the states an offboarding leaves behind (a
+user whose roles were emptied, a role whose last user was removed). They are
+printed and logged, and never block a start or a reload: revoking access
+must always be possible.
 
 The config loader checks types and key names; these checks need the
 command registry and the hard maxima. Each issue has the key path of the
@@ -13,8 +21,10 @@ offending entry (``roles.contractor.args.proc_count.max_n``):
   naming no argument of the command), values outside a command's choices,
   caps above the hard maxima, constraints on commands the role does not grant;
 * trace caps above the hard maxima; unknown process keys;
-* users without roles and roles without users;
 * registered commands that do not carry what the engine applies caps to.
+
+Warnings: users without roles (they log in and may run nothing), roles no
+user has.
 """
 
 from __future__ import annotations
@@ -23,7 +33,8 @@ import re
 from collections.abc import Mapping
 
 from commands.grammar import matches_glob
-from commands.refs import RefError, atom_name
+from commands.protected import parse_protected
+from commands.refs import RefError
 from commands.spec import Command
 from gateway.config import Config, Issue, RoleConfig
 
@@ -67,23 +78,31 @@ def validate_config(config: Config, registry: Mapping[str, Command] | None = Non
     issues = [Issue("", f"command registry: {p}") for p in registry_issues(registry)]
     for role in config.roles.values():
         issues += _role(role, config, registry)
+    d = config.safety.trace_defaults
+    issues += _trace_above_hard("safety.trace_defaults", d.max_messages, d.max_rate, d.max_seconds)
+    for i, entry in enumerate(config.safety.protected_processes):
+        try:
+            parse_protected(entry)
+        except RefError as exc:
+            issues.append(Issue(f"safety.protected_processes[{i}]", str(exc)))
+    return issues
+
+
+def config_warnings(config: Config) -> list[Issue]:
+    """What is probably not meant but safe to serve: users without roles, roles without users.
+
+    Never an error: deleting a user or emptying their roles is how access is revoked.
+    """
+    warnings = []
     used: set[str] = set()
     for user in config.users.values():
         used.update(user.roles)
         if not user.roles:
-            issues.append(Issue(f"users.{user.name}.roles", "no roles: this user could log in and run nothing"))
+            warnings.append(Issue(f"users.{user.name}.roles", "no roles: this user can log in but may run nothing"))
     for name in config.roles:
         if name not in used:
-            issues.append(Issue(f"roles.{name}", "no user has this role"))
-    d = config.safety.trace_defaults
-    issues += _trace_above_hard("safety.trace_defaults", d.max_messages, d.max_rate, d.max_seconds)
-    for i, entry in enumerate(config.safety.protected_processes):
-        name = entry.removeprefix("global:")
-        try:
-            atom_name(name)
-        except RefError as exc:
-            issues.append(Issue(f"safety.protected_processes[{i}]", str(exc)))
-    return issues
+            warnings.append(Issue(f"roles.{name}", "no user has this role"))
+    return warnings
 
 
 def _commands(role: RoleConfig, key: str, patterns: tuple[str, ...], registry: Mapping[str, Command]) -> list[Issue]:

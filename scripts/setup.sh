@@ -14,15 +14,23 @@ command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 dpkg -s erlang-ssl >/dev/null 2>&1 || need_apt+=(erlang-ssl erlang-public-key erlang-crypto erlang-asn1)
+PYTHON=${PYTHON:-python3}
+# Debian's python3 comes without venv/ensurepip until python3-venv is installed.
+"$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3 python3-venv python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "setup.sh: need root or sudo to install: ${need_apt[*]}" >&2; exit 1; }
+        SUDO="sudo"
+    fi
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+        echo "setup.sh: beamgate needs Python >= 3.11 ($PYTHON is $("$PYTHON" -V 2>&1)); set PYTHON=" >&2; exit 1; }
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.beamgate-installed

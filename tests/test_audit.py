@@ -142,6 +142,19 @@ def test_a_log_that_cannot_be_reopened_fails_each_emit_then_recovers(tmp_path: P
         log.emit("server_stop")
 
 
+def test_lines_cut_from_the_end_under_a_running_gateway_stay_visible(tmp_path: Path) -> None:
+    """The writer knows where its chain ended: it does not quietly continue from what is left."""
+    config = load(write_config(tmp_path))
+    log = open_audit(config)
+    fill(log, 5)
+    lines = config.audit.path.read_bytes().splitlines(keepends=True)
+    config.audit.path.write_bytes(b"".join(lines[:3]))  # the last two lines removed, in place
+    fill(log, 1)
+    check = check_log(config.audit.path)
+    assert not check.intact
+    assert check.breaks[0].line == 4 and "2 line(s) removed" in check.breaks[0].detail
+
+
 def test_a_torn_last_line_is_not_glued_to(tmp_path: Path) -> None:
     config = load(write_config(tmp_path))
     fill(open_audit(config), 2)

@@ -101,3 +101,45 @@ def test_all_problems_are_listed_at_once(tmp_path: Path, capsys: pytest.CaptureF
         "server.bogus",
         "clusters.prod.cookie_file",
     ]
+
+
+def with_alice(tmp_path: Path, body: str) -> Path:
+    """``write``'s config, then ``body`` with ``{alice}`` replaced by the key ``write`` gave alice."""
+    path = write(tmp_path, "")
+    alice = (tmp_path / "alice.pub").read_text().strip()
+    path.write_text(path.read_text() + body.replace("{alice}", alice))
+    return path
+
+
+def test_a_key_listed_under_two_users_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The key decides who you are: one key under two users would always log in as the first one."""
+    bob = keygen(tmp_path, "bob").line
+    # the same key with another comment: still the same key
+    body = '[users.bob]\nkeys = ["' + bob + '", "{alice}-laptop"]\nroles = ["sre"]\n'
+    status, lines = check(with_alice(tmp_path, body), capsys)
+    assert (status, lines) == (
+        1,
+        ["error: users.bob.keys[1]: same key as users.alice.keys[0]: a key must identify exactly one user"],
+    )
+
+
+def test_a_user_key_that_is_also_a_trusted_ca_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = with_alice(tmp_path, "")
+    alice = (tmp_path / "alice.pub").read_text().strip()
+    path.write_text(f'[server]\ntrusted_user_ca_keys = ["{alice}"]\n' + path.read_text())
+    status, lines = check(path, capsys)
+    assert (status, lines) == (
+        1,
+        [
+            "error: users.alice.keys[0]: same key as server.trusted_user_ca_keys[0]: "
+            "whoever holds it could sign certificates for any user"
+        ],
+    )
+
+
+def test_a_key_listed_twice_for_the_same_user_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = with_alice(tmp_path, "")
+    alice = (tmp_path / "alice.pub").read_text().strip()
+    path.write_text(path.read_text().replace(f'keys = ["{alice}"]', f'keys = ["{alice}", "{alice}"]'))
+    status, lines = check(path, capsys)
+    assert (status, lines) == (0, ["ok: 1 cluster(s), 1 node(s), 1 user(s), 1 role(s)"])

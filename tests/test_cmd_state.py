@@ -86,6 +86,34 @@ def test_protected_processes_are_refused(target: ErlangNode, h: Harness, command
         h.run(f"{command} bg_secret", safety=guarded)
 
 
+def global_pid(node: ErlangNode, name: str) -> str:
+    """The pid registered globally as ``name`` on a fixture node, as ``<0.N.S>`` (asked through its REPL)."""
+    return str(node.eval(f"pid_to_list(global:whereis_name({name})).", pretty=True)).strip('"')
+
+
+@pytest.mark.parametrize("line", ["state {}", "messages {}", "info {} messages"])
+def test_global_protected_processes_are_refused_on_the_node(target: ErlangNode, h: Harness, line: str) -> None:
+    target.eval(
+        "{ok, _} = gen_server:start({global, bg_vault}, bg_plant, #{secret => 1}, []), "
+        "{ok, _} = gen_server:start({global, 'Elixir.MyApp.Vault'}, bg_plant, #{secret => 2}, []), ok."
+    )
+    vault, elixir_vault = global_pid(target, "bg_vault"), global_pid(target, "'Elixir.MyApp.Vault'")
+    h.run(line.format(vault))  # not protected by default
+    guarded = SafetyConfig(protected_processes=("global:bg_vault", "global:MyApp.Vault"))
+    for proc, entry in (
+        (vault, "global:bg_vault"),
+        ("global:bg_vault", "global:bg_vault"),
+        (elixir_vault, "global:MyApp.Vault"),
+        ("global:MyApp.Vault", "global:MyApp.Vault"),
+    ):
+        with pytest.raises(CommandError, match=rf"^{proc} is a protected process \({entry}\): refused for everyone$"):
+            h.run(line.format(proc), safety=guarded)
+    # An entry naming an atom the node has never seen protects nothing there, and creates no atom.
+    atoms = target.eval_int("erlang:system_info(atom_count).")
+    h.run(line.format(vault), safety=SafetyConfig(protected_processes=("global:bg_never_seen_q7",)))
+    assert target.eval_int("erlang:system_info(atom_count).") == atoms
+
+
 def test_messages_of_a_short_mailbox(target: ErlangNode, h: Harness) -> None:
     target.eval(
         "P = spawn(fun() -> receive stop -> ok end end), register(bg_box, P), "
@@ -119,6 +147,29 @@ def test_kill_asks_for_the_pid_and_kills_only_on_a_match(target: ErlangNode, h: 
     out = h.run("kill bg_victim")
     assert out.json == {"pid": pid, "name": "bg_victim", "killed": True, "reason": "killed"}
     assert wait_until(lambda: target.eval("whereis(bg_victim).") == "undefined", 5)
+
+
+def test_kill_refuses_protected_processes_by_pid_and_name(target: ErlangNode, h: Harness) -> None:
+    target.eval("bg_plant:worker(bg_keep), {ok, _} = gen_server:start({global, bg_gvault}, bg_plant, #{}, []), ok.")
+    keep, gvault = pid_of(target, "bg_keep"), global_pid(target, "bg_gvault")
+    h.confirm_answer = keep
+    guarded = SafetyConfig(protected_processes=("bg_keep", "global:bg_gvault"))
+    for proc, entry in ((keep, "bg_keep"), ("bg_keep", "bg_keep"), (gvault, "global:bg_gvault")):
+        with pytest.raises(CommandError, match=rf"^{proc} is a protected process \({entry}\): refused for everyone$"):
+            h.run(f"kill {proc}", safety=guarded)
+    assert not h.prompts  # refused before asking
+    assert target.eval_bool(
+        f'is_process_alive(list_to_pid("{keep}")) andalso is_process_alive(list_to_pid("{gvault}")).'
+    )
+
+
+def test_kill_of_a_process_that_exited_meanwhile_is_not_reported_killed(target: ErlangNode, h: Harness) -> None:
+    target.eval("bg_plant:worker(bg_brief), ok.")
+    pid = pid_of(target, "bg_brief")
+    h.confirm_answer = pid
+    h.while_confirming = lambda: target.eval("gen_server:stop(bg_brief), ok.")
+    with pytest.raises(CommandError, match=rf"^{pid} had already exited; nothing was killed$"):
+        h.run("kill bg_brief")
 
 
 def test_kill_refuses_processes_the_node_needs(target: ErlangNode, h: Harness) -> None:

@@ -13,8 +13,9 @@ from commands.grammar import UsageError, parse_line
 from commands.help import describe
 from commands.netports import address_text, port_binding
 from commands.procinfo import process_items
-from commands.procs import frame_text, proc_binding, protected_names, shown_text, value_text
-from commands.refs import GlobalRef, NameRef, PidRef
+from commands.procs import frame_text, proc_binding, protected_bindings, shown_text, value_text
+from commands.protected import name_label, parse_protected, protected_labels, protected_refs
+from commands.refs import GlobalRef, NameRef, PidRef, RefError, parse_proc
 from commands.scheduler_usage import usage
 from gateway.config import SafetyConfig
 from gateway.dist.terms import Atom
@@ -189,15 +190,45 @@ def test_proc_binding() -> None:
         proc_binding(PidRef(7, 1, 0))
 
 
-def test_protected_names_include_the_fixed_ones_and_elixir_forms() -> None:
+def test_protected_bindings_include_the_fixed_ones_elixir_and_global_forms() -> None:
     ctx = Context(
         Identity("u", (), ""),
         REGISTRY,
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        SafetyConfig(protected_processes=("my_secrets", "MyApp.Vault")),
+        SafetyConfig(protected_processes=("my_secrets", "MyApp.Vault", "global:vault", "global:MyApp.Vault")),
     )
-    assert protected_names(ctx) == [b"auth", b"net_kernel", b"my_secrets", b"Elixir.MyApp.Vault"]
+    assert protected_bindings(ctx) == [
+        (A("name"), b"auth"),
+        (A("name"), b"net_kernel"),
+        (A("name"), b"my_secrets"),
+        (A("name"), b"Elixir.MyApp.Vault"),
+        (A("global"), b"vault"),
+        (A("global"), b"Elixir.MyApp.Vault"),
+    ]
+
+
+def test_protected_entries_normalise_like_the_names_users_type() -> None:
+    entries = ("MyApp.Vault", "global:MyApp.Vault", "global:vault", "'odd name'", ":auth_srv")
+    labels = protected_labels(entries)
+    assert labels == {
+        "auth",
+        "net_kernel",
+        "Elixir.MyApp.Vault",
+        "global:Elixir.MyApp.Vault",
+        "global:vault",
+        "odd name",
+        "auth_srv",
+    }
+    # Whatever spelling a user types for one of them gives the same label.
+    for typed in ("MyApp.Vault", "Elixir.MyApp.Vault", "global:MyApp.Vault", "global:Elixir.MyApp.Vault", "'odd name'"):
+        assert name_label(parse_proc(typed)) in labels, typed
+    assert name_label(parse_proc("<0.1.0>")) is None
+    # check-config rejects what the checks would not understand; the checks still fail closed.
+    for bad in ("<0.1.0>", "global:", "my-srv", "global:a b"):
+        with pytest.raises(RefError):
+            parse_protected(bad)
+    assert protected_refs(("my-srv", "global:a b"))[2:] == (NameRef("my-srv"), GlobalRef("a b"))
 
 
 @pytest.mark.parametrize(

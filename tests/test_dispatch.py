@@ -121,12 +121,16 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ErlangNode]
 @pytest.fixture(scope="module")
 def config(nodes: list[ErlangNode], tmp_path_factory: pytest.TempPathFactory) -> Config:
     d = tmp_path_factory.mktemp("dispatch")
-    key = keygen(d, "alice")
+    keys = {user: keygen(d, user) for user in ("alice", "bob", "carol")}  # a key identifies one user
     path = write_gateway_config(
         d,
         cookie_file=nodes[0].cookie_file,
         nodes=[nodes[0].name, nodes[1].name, f"ghost@{short_host()}"],
-        users={"alice": ([key], ["sre"]), "bob": ([key], ["one"]), "carol": ([key], ["careful"])},
+        users={
+            "alice": ([keys["alice"]], ["sre"]),
+            "bob": ([keys["bob"]], ["one"]),
+            "carol": ([keys["carol"]], ["careful"]),
+        },
         roles=(
             '[roles.sre]\ncommands = ["*"]\nnodes = ["*"]\n[roles.sre.args.echo]\nmax_n = 10\n'
             f'[roles.one]\ncommands = ["*"]\nnodes = ["{nodes[0].name}"]\n'
@@ -195,6 +199,20 @@ def test_fan_out_runs_on_every_matching_node_and_reports_each(run: Run, nodes: l
 
     outcome, out = run("info --nodes 'nomatch*'")
     assert (outcome.status, out.stderr) == (2, "usage: --nodes nomatch* matches no configured node; try nodes\n")
+
+
+@pytest.mark.parametrize("line", ["help", "help info", "whoami", "nodes", "use {node}", "policy", "exit"])
+def test_local_commands_accept_and_ignore_node_and_json(run: Run, nodes: list[ErlangNode], line: str) -> None:
+    """SPEC: every command accepts --node NODE and --json; those that run on the gateway ignore --node."""
+    line = line.format(node=nodes[0].name)
+    for flags in ("--node nope@nowhere", f"--node {nodes[1].name}", "--json --node nope@nowhere"):
+        outcome, out = run(f"{line} {flags}")
+        assert (outcome.status, out.stderr) == (0, ""), (flags, out.lines)
+        if "--json" in flags:
+            json.loads(out.stdout)
+    if not line.startswith("nodes"):  # nodes measures round trips: its text differs run to run
+        assert run(f"{line} --node nope@nowhere")[1].stdout == run(line)[1].stdout
+    assert run(f"{line} --node bad_name")[0].status == 2  # still a node name, checked like any --node
 
 
 def test_what_runs_is_the_policy_decision(run: Run) -> None:

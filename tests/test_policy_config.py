@@ -11,7 +11,7 @@ import pytest
 from commands import REGISTRY
 from commands.spec import Flag, Param
 from gateway.config import CommandRules, ConfigError, RoleTrace, load_config
-from policies import limits, validate_config
+from policies import config_warnings, limits, validate_config
 from policies.vocabulary import registry_issues
 from tests.support.policy_commands import cmd, role_file, spec_registry, write_policy_config
 
@@ -220,18 +220,25 @@ def test_process_keys(tmp_path: Path) -> None:
     assert issues(tmp_path, roles) == ["roles.r.deny_process_keys[1]: unknown process key 'dictonary'"]
 
 
-def test_users_without_roles_and_roles_without_users(tmp_path: Path) -> None:
+def test_users_without_roles_and_roles_without_users_are_warnings(tmp_path: Path) -> None:
+    """What an offboarding leaves behind is never an error: a reload or start that revokes access goes through."""
     roles = '[roles.r]\ncommands = ["info"]\nnodes = ["*"]\n[roles.spare]\ncommands = ["info"]\nnodes = ["*"]\n'
-    assert issues(tmp_path, roles, {"u": ["r"], "nobody": []}) == [
-        "users.nobody.roles: no roles: this user could log in and run nothing",
+    config = load_config(write_policy_config(tmp_path, {"u": ["r"], "nobody": []}, roles))
+    assert validate_config(config, REG) == []
+    assert [str(i) for i in config_warnings(config)] == [
+        "users.nobody.roles: no roles: this user can log in but may run nothing",
         "roles.spare: no user has this role",
     ]
 
 
 def test_protected_process_names(tmp_path: Path) -> None:
-    extra = '[safety]\nprotected_processes = ["MyApp.Vault", "global:leader", "<0.1.0>"]\n'
+    extra = (
+        '[safety]\nprotected_processes = ["MyApp.Vault", "global:leader", "<0.1.0>", "global:MyApp.Vault", '
+        '"global:<0.1.0>", "global:", "0.1.0"]\n'
+    )
     found = issues(tmp_path, '[roles.r]\ncommands = ["info"]\nnodes = ["*"]\n', extra=extra)
-    assert len(found) == 1 and found[0].startswith("safety.protected_processes[2]: ")
+    assert [f.split(": ", 1)[0] for f in found] == [f"safety.protected_processes[{i}]" for i in (2, 4, 5, 6)]
+    assert "protect a process by its registered name or global:NAME" in found[0]
 
 
 def test_registry_mismatches_are_reported() -> None:
@@ -280,9 +287,21 @@ def test_check_config_reports_policy_issues(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         "error: roles.r.commands[1]: unknown command 'proc_cuont'",
         "error: roles.r.nodes[0]: 'web@*' matches no configured node",
-        "error: roles.spare: no user has this role",
+        "warning: roles.spare: no user has this role",
     ]
-    assert "3 problem(s)" in result.stderr
+    assert result.stderr == f"2 problem(s) in {tmp_path / 'beamgate.toml'}\n"
+
+
+def test_check_config_passes_with_only_warnings(tmp_path: Path) -> None:
+    """Offboarding bob (the only contractor) and emptying carl's roles: exit 0, each warning on its own line."""
+    roles = '[roles.r]\ncommands = ["help", "info"]\nnodes = ["*"]\n[roles.contractor]\ncommands = ["help"]\n'
+    result = check_config(write_policy_config(tmp_path, {"u": ["r"], "carl": []}, roles))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "warning: users.carl.roles: no roles: this user can log in but may run nothing",
+        "warning: roles.contractor: no user has this role",
+        "ok: 1 cluster(s), 3 node(s), 2 user(s), 2 role(s); 2 warning(s)",
+    ]
 
 
 def test_check_config_accepts_a_sound_policy(tmp_path: Path) -> None:

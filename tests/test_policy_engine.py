@@ -390,6 +390,28 @@ def test_configured_protected_processes(tmp_path: Path) -> None:
     ok(up, "stack auth")  # only state, messages and kill refuse protected processes
 
 
+def test_global_protected_processes_match_however_they_are_written(tmp_path: Path) -> None:
+    extra = '[safety]\nprotected_processes = ["global:MyApp.Vault", "global:Elixir.MyApp.Keys", "global:vault"]\n'
+    up = user(tmp_path, '[roles.r]\ncommands = ["*", "kill"]\nnodes = ["*"]', "r", extra=extra)
+    for line in (
+        "state global:MyApp.Vault",
+        "messages global:Elixir.MyApp.Vault",
+        "info global:MyApp.Vault messages",
+        "kill global:MyApp.Keys",
+        "state global:Elixir.MyApp.Keys",
+        "state global:vault",
+    ):
+        assert no(up, line).rule == "safety.protected_processes", line
+    ok(up, "state MyApp.Vault")  # the local name is another process
+    assert up.protected_names() == {
+        "auth",
+        "net_kernel",
+        "global:Elixir.MyApp.Vault",
+        "global:Elixir.MyApp.Keys",
+        "global:vault",
+    }
+
+
 # -- cost: expensive commands and confirmations --------------------------------------
 
 

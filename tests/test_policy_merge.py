@@ -273,3 +273,81 @@ def test_state_auth_is_refused_for_every_example_user(example: Policy) -> None:
     for user in ("alice", "bob", "carol", "dave", "erin", "frank", "gina"):
         with pytest.raises(Denied):
             ok(example.for_user(user), "state auth")
+
+
+# -- rights are merged per node: a role's limits never reach another role's nodes -----
+
+
+def test_a_role_granting_trace_elsewhere_does_not_loosen_the_contractors_trace(tmp_path: Path) -> None:
+    """A staging role granting trace on staging@* leaves the contractor's limits on app@* as they are."""
+    roles = role_file("contractor") + '\n[roles.staging]\ncommands = ["trace"]\nnodes = ["staging@*"]\n'
+    nodes = ("app@h1", "app@h2", "staging@h1")
+    config = load_config(write_policy_config(tmp_path, {"u": ["contractor", "staging"]}, roles, nodes=nodes))
+    up = Policy(config, REG).for_user("u")
+    err = no(up, "trace lists:seq/2 --pid new")
+    assert err.rule == "roles.contractor.trace.modules"
+    assert str(err).startswith("trace: module lists is outside your modules Elixir.MyApp.*, my_app_*")
+    assert no(up, "trace my_app_x --pid new --return").rule == "roles.contractor.trace.allow_return = false"
+    assert no(up, "trace my_app_x").rule == "roles.contractor.trace.allow_pid_all = false"
+    decision = ok(up, "trace my_app_x --pid new --limit 1000 --rate 100/1 --for 600")
+    assert (decision.invocation.flags["limit"], decision.invocation.flags["rate"]) == (50, (10, 1))
+    assert decision.invocation.flags["for"] == 60 and decision.rule == "roles.contractor.commands"
+    # on staging@h1 the staging role alone decides: any module, --return, all processes, the default limits
+    flags = ok(up, "trace lists:seq/2 --return --limit 1000", "staging@h1").invocation.flags
+    assert (flags["return"], flags["limit"], "pid" in flags) == (True, 100, False)
+    # policy shows one trace line per group of nodes, each with its own limits
+    traces = [c for c in up.describe()["commands"] if c["name"] == "trace"]
+    assert [(c["nodes"], c["granted_by"], c["trace"]["modules"], c["trace"]["allow_return"]) for c in traces] == [
+        (["app@h1", "app@h2"], ["contractor"], ["Elixir.MyApp.*", "my_app_*"], False),
+        (["staging@h1"], ["staging"], None, True),
+    ]
+
+
+FANOUT_ROLES = """
+[roles.app]
+commands = ["proc_count", "scheduler_usage", "info"]
+nodes = ["app@*"]
+expensive = "refuse"
+[roles.app.args.proc_count]
+max_n = 20
+allow_attr = ["memory"]
+[roles.db]
+commands = ["proc_count", "scheduler_usage", "info"]
+nodes = ["db@*"]
+expensive = "allow"
+[roles.db.args.proc_count]
+max_n = 100
+"""
+
+
+def test_a_fanout_is_checked_under_each_nodes_rights(tmp_path: Path) -> None:
+    """One invocation on every node: lowered to the smallest cap, refused if any node's rights refuse it."""
+    up = inline(tmp_path, FANOUT_ROLES, "app", "db")
+    decision = ok(up, "proc_count memory 50 --nodes '*'", None)
+    assert decision.nodes == ("app@h1", "app@h2", "db@h1")
+    assert decision.invocation.args["n"] == 20 and decision.invocation.clamped == {"n": (50, 20)}
+    assert decision.notices == ("proc_count: N lowered from 50 to 20 (roles.app.args.proc_count.max_n)",)
+    assert decision.rule == "roles.app.commands, roles.db.commands"
+    assert ok(up, "proc_count memory 50", "db@h1").invocation.args["n"] == 50  # db's own cap, on db alone
+    assert ok(up, "proc_count reductions 50", "db@h1").invocation.args["n"] == 50
+    err = no(up, "proc_count reductions --nodes '*'", None)
+    assert err.rule == "roles.app.args.proc_count.allow_attr"
+    assert str(err).endswith("; this applies on 2 nodes (app@h1, app@h2): narrow --nodes to leave them out")
+    assert ok(up, "proc_count reductions --nodes 'db@*'", None).nodes == ("db@h1",)
+    # expensive: the strictest setting among the groups decides
+    err = no(up, "scheduler_usage 20000 --nodes '*'", None)
+    assert err.rule == 'roles.app.expensive = "refuse"'
+    assert ok(up, "scheduler_usage 20000 --nodes 'db@*'", None).confirm is None
+
+
+def test_a_fanout_runs_only_where_a_role_covering_the_node_allows_it(tmp_path: Path) -> None:
+    roles = FANOUT_ROLES.replace('expensive = "refuse"', 'expensive = "refuse"\nfanout = false')
+    up = inline(tmp_path, roles, "app", "db")
+    assert ok(up, "info --nodes '*'", None).nodes == ("db@h1",)  # db's fan-out does not open app's nodes
+    err = no(up, "info --nodes 'app@*'", None)
+    assert err.rule == "roles.app.fanout = false"
+    assert str(err) == (
+        "info --nodes app@*: fan-out is not allowed on the matching nodes you may run info on "
+        "(roles.app.fanout = false)"
+    )
+    ok(up, "info", "app@h1")  # one node at a time is still app's grant

@@ -85,17 +85,79 @@ def test_removed_user_and_changed_roles(tmp_path: Path) -> None:
 def test_sections_that_need_a_restart_are_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write_policy_config(tmp_path, {"bob": ["r"]}, V1)
     store = PolicyStore.load(path, REG)
-    write_policy_config(tmp_path, {"bob": ["r"]}, V1, nodes=("app@h1", "app@h2", "db@h1", "db@h2"))
+    write_policy_config(tmp_path, {"bob": ["r"]}, V1, extra='[audit]\npath = "elsewhere.jsonl"\n')
+    with caplog.at_level(logging.INFO, logger="beamgate.policy"):
+        result = store.reload()
+    assert result.ok and result.restart_needed == ("audit",)
+    assert caplog.messages[-1] == "config reload: changes to audit take effect only after a restart"
+
+
+def test_a_reload_keeps_the_running_clusters(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Cookies and connections are set up at start: the policy's node map stays that of the running clusters."""
+    roles = '[roles.r]\ncommands = ["help", "info"]\nnodes = ["*"]\nclusters = ["prod"]\n'
+    path = write_policy_config(tmp_path, {"bob": ["r"]}, roles)
+    store = PolicyStore.load(path, REG)
+    started = {"app@h1": "prod", "app@h2": "prod", "db@h1": "prod"}
+    assert store.policy.nodes == started
+    # app@h3 added to prod; app@h2 moved to a cluster of its own (another cookie), which r does not grant
+    cookie = tmp_path / "prod.cookie"
+    staging = f'[clusters.staging]\ncookie_file = "{cookie}"\nnodes = ["app@h2"]\n'
+    write_policy_config(tmp_path, {"bob": ["r"]}, roles, nodes=("app@h1", "app@h3", "db@h1"), extra=staging)
     with caplog.at_level(logging.INFO, logger="beamgate.policy"):
         result = store.reload()
     assert result.ok and result.restart_needed == ("clusters",)
-    assert caplog.messages[-1] == "config reload: changes to clusters take effect only after a restart"
+    assert store.policy.nodes == started
+    assert store.for_user("bob").usable_nodes() == ["app@h1", "app@h2", "db@h1"]
+    assert not allowed(store, "bob", "info", "app@h3")  # unknown until a restart: denied like any unconfigured node
+    assert allowed(store, "bob", "info", "app@h2")  # still reached through prod's connection and cookie
+    assert caplog.messages[-1] == (
+        "config reload: changes to clusters are ignored until a restart "
+        "(the nodes, their clusters and cookies stay as started: prod: app@h1 app@h2 db@h1)"
+    )
+    # the role changes of a file that still differs in its clusters do apply
+    write_policy_config(
+        tmp_path, {"bob": ["r"]}, roles.replace('"info"', '"info", "apps"'), nodes=("app@h1", "app@h3", "db@h1")
+    )
+    assert store.reload().ok and allowed(store, "bob", "apps")
+    assert store.policy.nodes == started
 
 
 def test_load_refuses_a_file_check_config_would_refuse(tmp_path: Path) -> None:
-    path = write_policy_config(tmp_path, {"bob": ["r"]}, V1 + '[roles.spare]\ncommands = ["help"]\n')
-    with pytest.raises(ConfigError, match=r"roles\.spare: no user has this role"):
+    path = write_policy_config(tmp_path, {"bob": ["r"]}, V1 + '[roles.spare]\ncommands = ["help"]\nnodes = ["web@*"]\n')
+    with pytest.raises(ConfigError, match=r"roles\.spare\.nodes\[0\]: 'web@\*' matches no configured node"):
         PolicyStore.load(path, REG)
+
+
+def test_revoking_access_is_accepted_with_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Deleting the only contractor, or emptying a user's roles, must go through: old access must not stay."""
+    roles = V1 + '[roles.contractor]\ncommands = ["help", "info", "proc_count"]\nnodes = ["app@*"]\n'
+    path = write_policy_config(tmp_path, {"alice": ["r"], "bob": ["contractor"], "carl": ["contractor"]}, roles)
+    store = PolicyStore.load(path, REG)
+    assert allowed(store, "bob", "proc_count memory") and allowed(store, "carl", "proc_count memory")
+
+    write_policy_config(tmp_path, {"alice": ["r"], "carl": []}, roles)  # bob deleted, carl's roles emptied
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="beamgate.policy"):
+        result = store.reload()
+    assert (result.ok, result.generation) == (True, 2)
+    assert [str(w) for w in result.warnings] == [
+        "users.carl.roles: no roles: this user can log in but may run nothing",
+        "roles.contractor: no user has this role",
+    ]
+    assert [(r.levelno, r.getMessage()) for r in caplog.records[1:]] == [
+        (logging.WARNING, "config warning: users.carl.roles: no roles: this user can log in but may run nothing"),
+        (logging.WARNING, "config warning: roles.contractor: no user has this role"),
+    ]
+    assert "bob" not in store.config.users
+    assert not allowed(store, "bob", "help") and not allowed(store, "carl", "help")
+    assert allowed(store, "alice", "info")
+
+
+def test_warnings_are_logged_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write_policy_config(tmp_path, {"bob": ["r"], "carl": []}, V1)
+    with caplog.at_level(logging.INFO, logger="beamgate.policy"):
+        PolicyStore.load(path, REG)
+    assert caplog.messages == ["config warning: users.carl.roles: no roles: this user can log in but may run nothing"]
 
 
 def test_sighup_reloads_while_a_session_keeps_running(tmp_path: Path) -> None:

@@ -91,6 +91,40 @@ def test_bad_offsets_are_refused_with_the_nearest_events(tmp_path: Path) -> None
     assert out.returncode == 1 and b"not an asciicast v2 recording" in out.stderr
 
 
+@pytest.mark.parametrize(
+    "event", ['["x", "o", "hi"]', '[null, "o", "hi"]', '[true, "o", "hi"]', '[-1, "o", "hi"]', '[1, "o"]', '"o"']
+)
+def test_a_malformed_event_is_one_error_line(tmp_path: Path, event: str) -> None:
+    bad = tmp_path / "bad.cast"
+    bad.write_text('{"version": 2, "width": 80, "height": 24}\n[0.5, "o", "before"]\n' + event + "\n")
+    out = beamgate("replay", "--speed", "1000", str(bad))
+    header = len(bad.read_bytes().splitlines(keepends=True)[0])
+    assert out.returncode == 1 and out.stdout == b"before", out.stderr
+    assert out.stderr.decode().splitlines() == [
+        f"warning: {bad} not verified (give --key PUBFILE or --config FILE)",
+        f"error: {bad}: not an asciicast event at byte {header + 21}",
+    ]
+
+
+def test_a_changed_recording_is_refused_before_it_reaches_the_terminal(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    r = sample_session(open_store(load(config_path)))
+    public = tmp_path / "recordings.pub"
+    assert beamgate("recording-key", "--config", str(config_path), "--out", str(public)).returncode == 0
+    intact = beamgate("replay", "--key", str(public), "--speed", "1000", str(r.path))
+    assert intact.returncode == 0 and intact.stderr == b"" and intact.stdout.startswith(b"alice@app> info")
+
+    r.path.write_bytes(r.path.read_bytes().replace(b"procs 42", b"\\u001b]52;c;cm0gLXJmIH4=\\u0007"))
+    for trust in (["--key", str(public)], ["--config", str(config_path)]):
+        out = beamgate("replay", *trust, "--speed", "1000", str(r.path))
+        assert out.returncode == 1 and out.stdout == b"", out.stderr
+        assert out.stderr.decode().startswith(f"error: TAMPERED {r.path}: line ")
+        assert out.stderr.decode().endswith("; not played (--unverified plays it anyway)\n")
+    anyway = beamgate("replay", "--config", str(config_path), "--unverified", "--speed", "1000", str(r.path))
+    assert anyway.returncode == 0 and b"\x1b]52;c;" in anyway.stdout
+    assert anyway.stderr.decode().startswith(f"warning: TAMPERED {r.path}: ")
+
+
 def test_timing_speed_and_idle_limit() -> None:
     waits: list[float] = []
     start = time.monotonic()

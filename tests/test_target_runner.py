@@ -68,6 +68,24 @@ def test_exception_is_reported(target: ErlangNode) -> None:
     asyncio.run(main())
 
 
+def test_unicode_atoms_in_errors_are_one_line_messages(target: ErlangNode) -> None:
+    async def main() -> None:
+        local, remote = connect(target)
+        t = BoundedTarget(remote, local.spawn(), SAFETY)
+        with pytest.raises(TargetError) as raised:
+            await t.run(Snippet("euro", 'erlang:error({bad_name, list_to_atom([8364 | "uro"])}).'))
+        assert raised.value.kind == "raised"
+        assert str(raised.value).startswith(f"failed on {target.name}: {{error,{{bad_name,'€uro'}},")
+        # A thrown detail too large to send as it is travels formatted (depth-limited).
+        with pytest.raises(TargetError) as thrown:
+            await t.run(Snippet("big", "throw({beamgate, odd, {list_to_atom([8364]), lists:seq(1, 3000)}})."))
+        assert thrown.value.kind == "odd"
+        assert thrown.value.detail.decode() == "{'€',[1,2,3,4,5,6,7,8,9|...]}"
+        local.close()
+
+    asyncio.run(main())
+
+
 def test_heap_limit_kills_worker_node_healthy(target: ErlangNode) -> None:
     hog = Snippet("hog", "lists:seq(1, 50000000).")
 

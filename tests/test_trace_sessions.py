@@ -172,3 +172,79 @@ def test_relay_and_cleaner_killed_together_session_dies_otp28(
 
     asyncio.run(main())
     assert wait_until(lambda: leftovers(node) == CLEAN, 2.0), leftovers(node)
+
+
+# -- a relay behind on its mailbox -------------------------------------------------------
+#
+# A hot function or slow formatting leaves trace messages queued in the relay's
+# mailbox. The tests below make that backlog deterministic: the relay is
+# suspended from the node's own REPL, and the REPL calls the traced function
+# thousands of times. Whatever must act at once (the owner's end, a stop from
+# the gateway, the deadline) must not wait behind those messages.
+
+RELAY = """[BkRelay] = [BkP || BkP <- processes(),
+                          case erlang:process_info(BkP, dictionary) of
+                              {dictionary, BkD} -> lists:keymember(beamgate_trace, 1, BkD);
+                              _ -> false
+                          end]"""
+
+
+def pause_relay_with_backlog(node: ErlangNode, calls: int) -> int:
+    """Suspend the relay, queue ``calls`` trace messages for it; return its queue length."""
+    return node.eval_int(
+        f"""(fun() -> {RELAY}, erlang:suspend_process(BkRelay),
+                      [bg_traced:work(BkI, s) || BkI <- lists:seq(1, {calls})],
+                      element(2, erlang:process_info(BkRelay, message_queue_len)) end)()."""
+    )
+
+
+def resume_relay(node: ErlangNode) -> None:
+    node.eval(f"(fun() -> {RELAY}, erlang:resume_process(BkRelay) end)(), ok.")
+
+
+@pytest.mark.parametrize("ending", ["owner_closed", "ctrl_c"])
+def test_owner_end_or_stop_clears_the_trace_behind_a_backlog(target: ErlangNode, ending: str) -> None:
+    node = target
+    node.eval("{module, bg_traced} = code:ensure_loaded(bg_traced), bg_traced:start(loop_s, 50, s), ok.")
+
+    async def main() -> None:
+        gw = Gateway(node)
+        run = gw.trace("trace bg_traced:work/2 --match '[_, s]' --for 60")
+        task = run.start()
+        await run.wait_for(1)
+        queued = await asyncio.to_thread(pause_relay_with_backlog, node, 5000)
+        assert queued >= 5000
+        if ending == "owner_closed":  # the session ended, the gateway died, the connection was lost
+            run.owner.close()
+            assert (await task).reason == "interrupted"
+        else:  # Ctrl-C: the command is cancelled and asks for a stop; its owner stays open here
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # The relay is still suspended: only its cleaner can have acted.
+        assert await asyncio.to_thread(wait_until, lambda: leftovers(node) == CLEAN, 2.0), leftovers(node)
+        gw.close()
+
+    asyncio.run(main())
+
+
+def test_duration_ends_a_trace_whose_backlog_outlives_it(target: ErlangNode) -> None:
+    node = target
+    node.eval("{module, bg_traced} = code:ensure_loaded(bg_traced), bg_traced:start(loop_s, 50, s), ok.")
+
+    async def main() -> None:
+        gw = Gateway(node)
+        run = gw.trace("trace bg_traced:work/2 --match '[_, s]' --for 2")
+        task = run.start()
+        await run.wait_for(1)
+        assert await asyncio.to_thread(pause_relay_with_backlog, node, 5000) >= 5000
+        seen = len(run.trace_events())
+        await asyncio.sleep(2.5)  # past the deadline, the relay still paused
+        await asyncio.to_thread(resume_relay, node)
+        result = await task
+        # Not a message of the backlog is relayed after the deadline (else: rate or limit).
+        assert (result.reason, len(run.trace_events())) == ("duration", seen)
+        gw.close()
+
+    asyncio.run(main())
+    assert wait_until(lambda: leftovers(node) == CLEAN, 2.0), leftovers(node)

@@ -134,6 +134,11 @@ def test_limits_default_from_safety_and_capped() -> None:
         ("trace erlang:'_'", "every function of erlang"),
         ("trace ets --pid all", "every function of ets"),
         ("trace io --match _", "every function of io"),
+        ("trace erlang --match '[_|_]'", "every function of erlang"),
+        ("trace erlang --match '[_]'", "every function of erlang"),
+        ("trace lists --match '[_, _]'", "every function of lists"),
+        ("trace ets --match '[_, _ | _]'", "every function of ets"),
+        ("trace erlang --match '[]'", "every function of erlang"),  # erlang:self/0, node/0...: all hot
         ("trace queue:in/2 --match '[a]'", "has 1 arguments but queue:in/2 takes 2"),
         ("trace m:f --pid '<1.2.3>'", "on another node"),
         ("trace m:f --pid 'bad name!'", "--pid"),
@@ -148,6 +153,8 @@ def test_dangerous_and_bad_lines_refused(line: str, message: str) -> None:
 def test_busy_module_allowed_when_narrowed() -> None:
     assert plan_for("trace lists --pid my_server").single_process
     assert plan_for("trace ets --match '[foo, _]'").pattern is not None
+    assert plan_for("trace erlang --match '[_, {_, _}]'").pattern is not None  # the 2nd argument is a pair
+    assert plan_for("trace erlang --match '[_ | [1]]'").pattern is not None
     assert plan_for("trace lists:seq/2").specs[0].function == "seq"
 
 
@@ -234,8 +241,10 @@ def test_remote_text_is_sanitized() -> None:
 def test_decode_only_from_our_relay() -> None:
     relay = Pid(Atom(NODE), 99, 0, 1)
     other = Pid(Atom(NODE), 98, 0, 1)
-    assert decode((TAG, relay, (Atom("ready"), 1, True)), relay, NODE) == Ready(1, True)
-    assert decode((TAG, other, (Atom("ready"), 1, True)), relay, NODE) is None
+    cleaner = Pid(Atom(NODE), 97, 0, 1)
+    assert decode((TAG, relay, (Atom("ready"), 1, True, cleaner)), relay, NODE) == Ready(1, True, cleaner)
+    assert decode((TAG, other, (Atom("ready"), 1, True, cleaner)), relay, NODE) is None
+    assert decode((TAG, relay, (Atom("ready"), 1, True, Atom("x"))), relay, NODE) is None
     assert decode((TAG, relay, (Atom("stopped"), Atom("limit"), 5)), relay, NODE) == Stopped("limit", 5)
     assert decode((TAG, relay, (Atom("failed"), Atom("busy"), (b"bob", 1000, 2000))), relay, NODE) == Failed(
         "busy", (b"bob", 1000, 2000)

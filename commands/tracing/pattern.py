@@ -67,6 +67,18 @@ class ArgPattern:
     #: Number of arguments for a proper list pattern; ``None`` for ``_`` or ``[A | _]``.
     arity: int | None
 
+    @property
+    def constrains(self) -> bool:
+        """Does the pattern constrain some argument? ``_``, ``[_, _]`` and ``[_ | _]`` do not.
+
+        A pattern of wildcards only fixes how many arguments there are, which
+        narrows a module-wide trace to the functions of that arity: no narrowing.
+        """
+        if self.tree == WILDCARD:
+            return False
+        _tag, items, *tail = self.tree
+        return any(item != WILDCARD for item in (*items, *tail))
+
 
 def parse_pattern(text: str) -> ArgPattern:
     """Parse an argument-list pattern; raise :class:`PatternError` with a usable message."""

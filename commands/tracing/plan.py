@@ -11,10 +11,13 @@ cap, if the role has one) or, when the user gave none, from
 caps when the policy publishes them, else by ``safety.trace_defaults``:
 without a role cap nothing may exceed the safety defaults.
 
-Dangerous combinations are refused here, as recon_trace does: every module
-(``'_'``), and every function of ``erlang``, ``lists``, ``io`` or ``ets``
-unless an argument pattern or a single process narrows it. A trace of such a
-module would fire for nearly every process on the node.
+Dangerous combinations are refused here, in the spirit of recon_trace
+(which refuses every module, and ``io`` and ``lists`` without an argument
+pattern): every module (``'_'``), and every function of ``erlang``,
+``lists``, ``io`` or ``ets`` unless a single process or an argument pattern
+that constrains some argument narrows it (``[_, _]`` does not). A trace of
+such a module would fire for nearly every process on the node. Unlike
+recon_trace, one named function of these modules is allowed.
 """
 
 from __future__ import annotations
@@ -151,14 +154,15 @@ def _limits(values: Mapping[str, Any], defaults: TraceLimits, caps: TraceLimits)
 
 def _refuse_dangerous(plan: TracePlan) -> None:
     arity = plan.pattern.arity if plan.pattern is not None else None
-    narrowed = (plan.pattern is not None and plan.pattern.tree != WILDCARD) or plan.single_process
+    narrowed = (plan.pattern is not None and plan.pattern.constrains) or plan.single_process
     for spec in plan.specs:
         if spec.module == "_":
             raise UsageError("trace: refusing to trace across every module ('_'): it is dangerous on a live node")
         if spec.function is None and spec.module in BUSY_MODULES and not narrowed:
             raise UsageError(
                 f"trace: refusing to trace every function of {spec.module} in every process: it would fire for "
-                "nearly every process on the node; name a function, or narrow with --match or --pid PROC"
+                "nearly every process on the node; name a function, or narrow with --pid PROC or a --match that "
+                "constrains an argument"
             )
         if arity is not None and spec.arity is not None and spec.arity != arity:
             raise UsageError(f"trace: --match has {arity} arguments but {spec} takes {spec.arity}")

@@ -11,34 +11,43 @@ worker so that it outlives it. The worker returns the relay's pid.
 The relay (``max_heap_size`` with kill, off-heap message queue) traps exits
 and:
 
-1. monitors the *owner*, the gateway process of the command: Ctrl-C, the end
-   of the SSH session, a killed gateway and a lost connection all end the
-   owner (a lost connection as ``noconnection``), and the relay stops;
-2. on OTP < 27 registers the fixed name ``beamgate_trace_relay``: the legacy
+1. on OTP < 27 registers the fixed name ``beamgate_trace_relay``: the legacy
    tracer is node-global, so one beamgate trace per node; a second is
    refused with who holds it and for how long (kept in the relay's process
    dictionary);
-3. spawns a linked *cleaner* that traps exits. Before the relay sets each
+2. spawns a linked *cleaner* that traps exits. Before the relay sets each
    trace pattern (or creates its trace session) it tells the cleaner, so the
    cleaner always knows everything that may be set;
-4. sets the trace: on OTP 27+ in its own ``trace`` session (concurrent
+3. sets the trace: on OTP 27+ in its own ``trace`` session (concurrent
    traces by other users do not interfere, and destroying the session
    removes exactly its settings); on older releases with the legacy BIFs,
    remembering its own patterns and flags only. It removes its own and the
    cleaner's flags (``all`` includes them);
-5. reports ``{ready, Matched, Sessions}`` and relays trace messages: each
-   admitted message is formatted on the target (``~tP`` with a depth and a
-   ``chars_limit``, after cutting every binary, list, tuple and map to what
-   can be shown, within a budget of terms visited: a 100 MB argument never
-   crosses the network, nor is it scanned) and sent to
-   the owner. The message limit and the rate limit are counted here, so the
-   gateway never receives more than the limit; a timer enforces the
-   duration;
-6. stops on the first of: limit, rate, duration, owner down, an explicit
-   stop from the gateway, or the cleaner's death. It removes its patterns
-   first (no more trace messages are generated), then its flags, disarms
-   the cleaner, reports ``{stopped, Reason, Count}`` and ends; trace
+4. reports ``{ready, Matched, Sessions, Cleaner}`` and relays trace
+   messages: each admitted message is formatted on the target (``~tP`` with
+   a depth and a ``chars_limit``, after cutting every binary, list, tuple
+   and map to what can be shown, within a budget of terms visited: a 100 MB
+   argument never crosses the network, nor is it scanned) and sent to the
+   owner. The message limit, the rate limit and the deadline are checked
+   here for every message, so the gateway never receives more than the
+   limit, and a backlog is not relayed past the deadline; a timer ends an
+   idle trace at its deadline;
+5. stops on the first of: limit, rate, duration, an explicit stop from the
+   gateway before ``ready``, or the cleaner's death. It removes its
+   patterns first (no more trace messages are generated), then its flags,
+   disarms the cleaner, reports ``{stopped, Reason, Count}`` and ends; trace
    messages still queued die with it.
+
+The relay's mailbox may hold a backlog of trace messages (a hot function,
+slow formatting), and anything queued behind it would wait. So what must
+act at once goes to the cleaner, whose mailbox stays nearly empty: it
+monitors the *owner*, the gateway process of the command (Ctrl-C, the end
+of the SSH session, a killed gateway and a lost connection all end the
+owner, a lost connection as ``noconnection``), and receives the gateway's
+stop once the trace is ready. On either it kills the relay (an exit signal
+does not queue behind messages), collects what the relay armed until it is
+gone, and removes all of it; nothing is reported, as the gateway already
+knows why the trace ended.
 
 If the relay itself dies (killed, heap limit), the cleaner cleans up and
 reports ``{stopped, crashed, Why}``. If both are killed at once, an OTP 27+
@@ -191,7 +200,6 @@ TRACE_START = Snippet(
     BgRelay = fun() ->
         process_flag(trap_exit, true),
         Self = self(),
-        OwnerMon = erlang:monitor(process, Owner),
         Report = fun(Event) -> Owner ! {beamgate_trace, Self, Event} end,
         Started = erlang:system_time(millisecond),
         put(beamgate_trace, {User, Started, Started + DurationMs}),
@@ -207,7 +215,19 @@ TRACE_START = Snippet(
                     fun() ->
                         process_flag(trap_exit, true),
                         put(beamgate_trace_cleaner, Self),
+                        OwnerGone = erlang:monitor(process, Owner),
                         Self ! {beamgate_trace_cleaner, self()},
+                        Collect = fun C(Armed, RelayGone) ->
+                            receive
+                                {beamgate_trace_arm, Self, Item} -> C([Item | Armed], RelayGone);
+                                {'DOWN', RelayGone, process, _, _} -> Armed
+                            end
+                        end,
+                        Finish = fun(Armed) ->
+                            RelayGone = erlang:monitor(process, Self),
+                            exit(Self, kill),
+                            BgClean(Collect(Armed, RelayGone), Self)
+                        end,
                         Watch = fun W(Armed) ->
                             receive
                                 {beamgate_trace_arm, Self, Item} -> W([Item | Armed]);
@@ -215,6 +235,8 @@ TRACE_START = Snippet(
                                 {'EXIT', Self, Why} ->
                                     BgClean(Armed, Self),
                                     Owner ! {beamgate_trace, Self, {stopped, crashed, BgText(Why, 300)}};
+                                {'DOWN', OwnerGone, process, _, _} -> Finish(Armed);
+                                {beamgate_trace_stop, _} -> Finish(Armed);
                                 _ -> W(Armed)
                             end
                         end,
@@ -258,7 +280,8 @@ TRACE_START = Snippet(
                     {ok, 0, _} ->
                         Stop(no_match, 0);
                     {ok, Matched, _} ->
-                        Report({ready, Matched, BgSessions}),
+                        Report({ready, Matched, BgSessions, Cleaner}),
+                        Deadline = erlang:monotonic_time(millisecond) + DurationMs,
                         DurationRef = erlang:start_timer(DurationMs, Self, beamgate_trace_duration),
                         Loop = fun L(Count, WinStart, WinCount) ->
                             Action = receive
@@ -269,7 +292,6 @@ TRACE_START = Snippet(
                                     {event, fun() -> {return, BgMicros(RetStamp), RetPid, RetMod, RetFun,
                                                       RetArity, BgText(RetValue, MaxChars)} end};
                                 {timeout, DurationRef, beamgate_trace_duration} -> {stop, duration};
-                                {'DOWN', OwnerMon, process, _, _} -> {stop, interrupted};
                                 {beamgate_trace_stop, _} -> {stop, interrupted};
                                 {'EXIT', Cleaner, _} -> {stop, cleaner_exited};
                                 _ -> skip
@@ -285,6 +307,7 @@ TRACE_START = Snippet(
                                                end,
                                     case WC >= RateN of
                                         true -> Stop(rate, Count);
+                                        false when Now >= Deadline -> Stop(duration, Count);
                                         false ->
                                             Report(Make()),
                                             case Count + 1 >= Limit of
@@ -345,6 +368,8 @@ class TraceEvent:
 class Ready:
     matched: int
     sessions: bool
+    #: Where an immediate stop goes once the trace runs (see the module comment).
+    cleaner: Pid
 
 
 @dataclass(frozen=True)
@@ -397,8 +422,8 @@ def decode(message: Any, relay: Pid, node: str) -> RelayMessage | None:
             args=body if kind == "call" else None,
             result=body if kind == "return" else None,
         )
-    if kind == "ready" and len(event) == 3:
-        return Ready(int(event[1]), bool(event[2]))
+    if kind == "ready" and len(event) == 4 and isinstance(event[3], Pid):
+        return Ready(int(event[1]), bool(event[2]), event[3])
     if kind == "failed" and len(event) == 3:
         return Failed(str(event[1]), event[2])
     if kind == "stopped" and len(event) == 3:

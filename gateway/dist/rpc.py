@@ -257,9 +257,6 @@ class RemoteNode:
         await self.call("erlang", "node", [])
         return time.perf_counter() - start
 
-    def pid_on_node(self, pid: Pid) -> bool:
-        return pid.node == self.name
-
 
 def _reason_text(reason: Any) -> str:
     text = repr(reason)

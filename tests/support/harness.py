@@ -23,7 +23,7 @@ import concurrent.futures
 import json
 import secrets
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,6 +98,8 @@ class Harness:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     #: What ``ctx.confirm`` answers (``kill``); ``None`` means the user cancelled.
     confirm_answer: str | None = None
+    #: Called (in a thread) while the confirmation is pending, as if the node changed meanwhile.
+    while_confirming: Callable[[], object] | None = None
     prompts: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -126,6 +128,8 @@ class Harness:
 
     async def _confirm(self, prompt: str) -> str | None:
         self.prompts.append(prompt)
+        if self.while_confirming is not None:
+            await asyncio.to_thread(self.while_confirming)
         return self.confirm_answer
 
     async def _run(self, line: str, safety: SafetyConfig | None) -> Outcome:
