@@ -15,7 +15,9 @@ on the file, continues the chain from the file's last line (cached while no
 one else wrote), appends its line in one ``write`` and releases the lock, so
 several writers (processes) keep one valid chain. If the path stops naming
 our file (rotated away by logrotate, or deleted) the log is reopened and the
-new file's first line continues the old file's chain. Every string, keys
+new file's first line continues the old file's chain; if it cannot be
+reopened (the path now names a directory, say), that emit fails and the
+next one tries again. Every string, keys
 included, goes through ``redact`` before encoding (SPEC rule 1), then the
 whole line once more. A line that cannot be written raises
 :class:`AuditError`: the caller must not go on unaudited. With
@@ -47,7 +49,7 @@ EVENTS = frozenset(
     {
         "auth_ok", "auth_fail", "session_start", "session_end", "command", "denied",
         "trace_start", "trace_stop", "refused_channel", "config_reload", "retention",
-        "recording_failed", "server_start", "server_stop",
+        "recording_failed", "server_start", "server_stop", "access_revoked",
     }
 )  # fmt: skip
 IDENTITY = ("user", "session", "client", "key_fingerprint")
@@ -73,6 +75,9 @@ class AuditLog:
         self.path = Path(config.path)
         self._redact = redact or (lambda text: text)
         self._tail: tuple[int, int, str] | None = None  # (file size, seq, hash) after our last line
+        self._closed = False
+        #: ``(seq, hash)`` a new file continues, while reopening it fails (retried at each emit).
+        self._orphan: tuple[int, str] = (0, GENESIS)
         self._fd = self._open()
         self._forwarder = None
         if config.syslog is not None:
@@ -107,6 +112,7 @@ class AuditLog:
         return written
 
     def close(self) -> None:
+        self._closed = True
         if self._forwarder is not None:
             self._forwarder.close()
             self._forwarder = None
@@ -148,9 +154,12 @@ class AuditLog:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        if self._fd < 0:
+        if self._closed:
             raise AuditError(f"audit log {self.path} is closed")
-        self._follow_rotation()
+        if self._fd < 0:
+            self._reopen()  # the last reopening failed: try again
+        else:
+            self._follow_rotation()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             yield
@@ -166,10 +175,14 @@ class AuditLog:
                 return
         except FileNotFoundError:
             log.warning("audit log %s disappeared; starting a new file that continues its chain", self.path)
-        with_old = self._last()
+        self._orphan = self._last()
         os.close(self._fd)
-        self._fd = self._open()
-        self._tail = (0, *with_old)
+        self._fd = -1  # never left naming a closed descriptor (the number may be reused)
+        self._reopen()
+
+    def _reopen(self) -> None:
+        self._fd = self._open()  # AuditError if it cannot be opened: -1 stays, and the next emit retries
+        self._tail = (0, *self._orphan)
 
     def _last(self) -> tuple[int, str]:
         """``(seq, hash)`` of the file's last line: what the next line continues."""

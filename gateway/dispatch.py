@@ -24,8 +24,13 @@ For every line, in this order and nowhere else:
 6. **audit**: one ``command`` event (or ``denied``) with the node, the line,
    the deciding rule, the outcome, the duration, the bytes of output and
    where they sit in the session recording (which also gets a marker at
-   each command). ``trace`` is bracketed by ``trace_start`` and
-   ``trace_stop`` events (why it stopped, how many messages).
+   each command). A privileged command (``kill``) is audited before it acts
+   too: a ``command`` event with outcome ``started`` once the policy and the
+   confirmation let it run; if that cannot be written it is refused (exit
+   1), so a gateway killed mid-command still leaves its trace. ``trace`` is
+   bracketed by ``trace_start`` (written as the trace first reaches the
+   node, so a line the command itself refuses leaves neither) and
+   ``trace_stop`` (why it stopped, how many messages).
 
 Streaming commands hand each event to ``ctx.emit`` as it comes; it is
 printed with the command's own ``render`` (with ``--json``: ``to_json``,
@@ -50,7 +55,7 @@ from commands import REGISTRY
 from commands.context import Context, Identity
 from commands.errors import CommandError
 from commands.format import sanitize
-from commands.grammar import UsageError, parse_line
+from commands.grammar import MAX_LINE, UsageError, parse_line
 from commands.spec import Command, Invocation
 from policies import Decision, Denied, UserPolicy
 
@@ -151,16 +156,22 @@ class Dispatcher:
         self.extras = dict(extras or {})
         self.confirm = confirm
 
-    async def run_line(self, line: str, output: Output) -> Outcome:
-        """Run one line to completion; cancelling the call cancels the command and its remote work."""
+    async def run_line(self, line: str, output: Output, *, dropped: int = 0) -> Outcome:
+        """Run one line to completion; cancelling the call cancels the command and its remote work.
+
+        ``dropped``: characters the shell cut off the end of ``line`` (it was too long); such a line is
+        refused, with its whole length.
+        """
         started = time.monotonic()
-        if not line.strip():
+        if not line.strip() and not dropped:
             return EMPTY
         self.audit.mark(line)
         fields: dict[str, Any] = {"line": line, **self.audit.position()}
+        if dropped:
+            fields["line_length"] = len(line) + dropped
         counted = _Counted(output)
         try:
-            outcome = await self._run_line(line, counted, fields, started)
+            outcome = await self._run_line(line, counted, fields, started, dropped)
         finally:
             fields["output_bytes"] = counted.bytes
         if outcome is EMPTY:
@@ -171,8 +182,12 @@ class Dispatcher:
             self.audit.emit("command", outcome=outcome.kind, status=outcome.status, duration_ms=_ms(started), **fields)
         return outcome
 
-    async def _run_line(self, line: str, output: Output, fields: dict[str, Any], started: float) -> Outcome:
+    async def _run_line(
+        self, line: str, output: Output, fields: dict[str, Any], started: float, dropped: int
+    ) -> Outcome:
         try:
+            if dropped:
+                raise UsageError(f"line too long ({len(line) + dropped} characters; the limit is {MAX_LINE})")
             inv = parse_line(line, self.registry)
             if inv is None:
                 return EMPTY
@@ -181,6 +196,8 @@ class Dispatcher:
             decision = self._decide(policy, inv, output, fields)
             if not await self._confirmed(decision, output, fields):
                 return Outcome(EXIT_FAILED, "cancelled")
+            if inv.command.privileged or inv.command.confirms:
+                self._audit_started(inv, fields)
             if inv.nodes_glob is not None:
                 results = await self._fan_out(policy, decision, output, fields)
                 outcome = Outcome(EXIT_FAILED, "error") if any(r.error for r in results) else Outcome(EXIT_OK, "ok")
@@ -265,6 +282,13 @@ class Dispatcher:
             output.err("cancelled: nothing was sent")
         return bool(fields["confirmed"])
 
+    def _audit_started(self, inv: Invocation, fields: dict[str, Any]) -> None:
+        """A command that changes a node is audited before it acts; if that fails, it does not act."""
+        try:
+            self.audit.emit("command", outcome="started", **fields)
+        except AuditError as exc:
+            raise CommandError(f"{inv.name} was not run: it cannot be audited ({exc})") from None
+
     # -- one node ----------------------------------------------------------------------
 
     async def _single(self, policy: UserPolicy, decision: Decision, output: Output) -> None:
@@ -283,13 +307,23 @@ class Dispatcher:
     async def _bracketed(
         self, events: tuple[str, str], policy: UserPolicy, inv: Invocation, node: str | None, output: Output
     ) -> Any:
-        """Run a streaming command between its start and stop audit events."""
+        """Run a streaming command between its start and stop audit events.
+
+        The start is written as the command first reaches the node: a line it refuses on the gateway
+        (a usage error) never started, and leaves neither event.
+        """
         spec = " ".join(str(v) for v in inv.args.get("spec") or ())
-        self.audit.emit(events[0], node=node, line=inv.line, spec=spec, **self.audit.position())
+        started = False
+
+        def start() -> None:
+            nonlocal started
+            self.audit.emit(events[0], node=node, line=inv.line, spec=spec, **self.audit.position())
+            started = True
+
         stop: dict[str, Any] = {"reason": "error"}
         last: list[Any] = []
         try:
-            result = await self._run(policy, inv, node, output, last)
+            result = await self._run(policy, inv, node, output, last, reaching=start)
         except asyncio.CancelledError:
             stop["reason"] = "interrupted"
             # Cancelled, the command still emits its summary (how many messages, the limits) as it stops.
@@ -299,7 +333,8 @@ class Dispatcher:
             stop.update(_stop_fields(inv, result))
             return result
         finally:
-            self.audit.emit(events[1], node=node, line=inv.line, spec=spec, **stop, **self.audit.position())
+            if started:
+                self.audit.emit(events[1], node=node, line=inv.line, spec=spec, **stop, **self.audit.position())
 
     # -- many nodes --------------------------------------------------------------------
 
@@ -338,10 +373,12 @@ class Dispatcher:
         node: str | None,
         output: Output | None,
         last: list[Any] | None = None,
+        reaching: Callable[[], None] | None = None,
     ) -> Any:
         """Run ``inv`` on ``node`` under a fresh owner process, closed whatever happens.
 
         A streaming command's events are printed as they come; ``last``, if given, holds the latest one.
+        ``reaching`` is called just before the command first evaluates anything on the node.
         """
         ctx = Context(
             identity=self.identity,
@@ -359,7 +396,7 @@ class Dispatcher:
         cluster = self.clusters.cluster_of(node)
         owner = cluster.local.spawn()
         try:
-            ctx.target = BoundedTarget(cluster.nodes[node], owner, policy.safety)
+            ctx.target = BoundedTarget(cluster.nodes[node], owner, policy.safety, reaching=reaching)
             return await inv.command.run(ctx, inv)
         finally:
             owner.close()

@@ -16,9 +16,17 @@ connection. It decides, and only decides:
   that CA for that principal) and checks the signature and the certificate
   again itself. Failed logins are throttled per address and audited.
 * **channels**: only ``session`` channels, within ``max_sessions`` and
-  ``max_sessions_per_user``. Port forwarding in both directions, Unix socket
-  forwarding, agent and X11 forwarding are refused and audited
-  (``refused_channel``); subsystems (sftp) are refused by the session.
+  ``max_sessions_per_user``, and only while the login still holds: each new
+  channel decides the key or certificate the connection logged in with
+  again (a certificate past its validity window opens nothing more). Port
+  forwarding in both directions, Unix socket forwarding, agent and X11
+  forwarding are refused and audited (``refused_channel``); subsystems
+  (sftp) are refused by the session.
+* **withdrawn logins**: after a config reload (SIGHUP) every live
+  connection's login is decided again with the new keys; one that is now
+  refused, or names another user, is cut off: its sessions end with the
+  reason on the user's screen, ``access_revoked`` is audited, and the
+  connection is disconnected.
 
 asyncssh offers no ``SSHServer`` callback that sees the certificate a client
 offers, nor agent or X11 forwarding requests; :func:`_intercept` wraps those
@@ -28,6 +36,7 @@ three connection methods, and only those, to route them here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -154,7 +163,7 @@ class Gateway:
         return str(sock[0]), int(sock[1])
 
     async def stop(self, reason: str = "the gateway is shutting down") -> None:
-        """Stop listening, end every session with ``reason``, and leave the clusters."""
+        """Stop listening, end every session with ``reason``, leave the clusters, close the audit log."""
         acceptor, self._acceptor = self._acceptor, None
         if acceptor is not None:
             acceptor.close()  # no new connections from here on
@@ -165,22 +174,25 @@ class Gateway:
             await session.finished()
         # Clients leave by themselves once their sessions are closed; cutting the connection at once
         # would make OpenSSH drop the last output (the reason) it has not printed yet.
-        deadline = asyncio.get_running_loop().time() + CLOSE_GRACE
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        await self._connections_gone(CLOSE_GRACE)
         for conn in list(self.connections):
             conn.close()
+        await self._connections_gone(CLOSE_GRACE)  # their last audit events (a login cut short) come first
         if acceptor is not None:
             await acceptor.wait_closed()
         if self._retention is not None:
             self._retention.cancel()
         self.clusters.close()
         self.audit.emit("server_stop", reason=reason)
+        self.audit.close()  # sends what the syslog forwarder still holds before the process exits
+
+    async def _connections_gone(self, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
 
     def reloaded(self, result: ReloadResult) -> None:
-        """After :meth:`PolicyStore.reload` (SIGHUP): audit it; the users' keys apply to the next login."""
-        if result.ok:  # [server] changes wait for a restart
-            self.keys = KeyDirectory.from_config(self.config, users=self.policies.config)
+        """After :meth:`PolicyStore.reload` (SIGHUP): audit it; decide every live login again with the new keys."""
         self.audit.emit(
             "config_reload",
             ok=result.ok,
@@ -190,6 +202,12 @@ class Gateway:
             warnings=[str(i) for i in result.warnings],
             restart_needed=list(result.restart_needed),
         )
+        if result.ok:  # [server] changes wait for a restart
+            self.keys = KeyDirectory.from_config(self.config, users=self.policies.config)
+            for conn in list(self.connections):
+                problem = conn.login_problem()
+                if problem is not None:
+                    conn.revoke(problem)
 
     def next_connection_id(self) -> str:
         return f"{secrets.token_hex(3)}{next(self._ids):x}"
@@ -219,6 +237,11 @@ class GatewayConnection(asyncssh.SSHServer):
         self.client = ""
         self.login_name: str | None = None
         self.login: Login | None = None
+        #: The key or certificate the login was accepted with, to decide it again later.
+        self.offered_key: bytes | None = None
+        #: Why this connection's login was withdrawn (then it opens nothing more), or ``None``.
+        self.revoked: str | None = None
+        self._revoking: asyncio.Future[None] | None = None
         self.refusals: list[Refusal] = []
         self._refused_tries = 0
         self._session_ids = itertools.count(1)
@@ -315,7 +338,45 @@ class GatewayConnection(asyncssh.SSHServer):
             self._refuse(Refusal("signature or certificate check failed", decision.key_fingerprint))
         elif msg:
             self.login = decision  # the signed attempt: asyncssh reports success next
+            self.offered_key = key_data
         return ok
+
+    def login_problem(self) -> str | None:
+        """Why the key or certificate this connection logged in with would be refused now, or ``None``.
+
+        Decided again with the keys in force (a reload may have removed the key, or given it to another
+        user) and the clock (a certificate may have expired since).
+        """
+        if self.login is None or self.login_name is None or self.offered_key is None:
+            return None
+        decision = self.gateway.keys.decide(self.login_name, self.offered_key, self.client_ip)
+        if isinstance(decision, Refusal):
+            return decision.reason
+        if decision.user != self.login.user:
+            return f"the key is now {decision.user}'s, not {self.login.user}'s"
+        return None
+
+    def revoke(self, problem: str) -> None:
+        """Cut this connection off after a reload: end its sessions telling the user why, audit it, disconnect."""
+        if self.revoked is not None:
+            return
+        self.revoked = problem
+        reason = f"disconnected: your login is no longer accepted after a configuration change ({problem})"
+        sessions = [s for s in self.gateway.sessions.values() if s.connection is self]
+        self._audit("access_revoked", reason=problem, sessions=[s.id for s in sessions])
+        for session in sessions:
+            session.end(reason)
+        self._revoking = asyncio.ensure_future(self._disconnect_after(sessions, reason))
+
+    async def _disconnect_after(self, sessions: list[GatewaySession], reason: str) -> None:
+        """Once the client has been shown why its sessions ended (or after a grace period), disconnect."""
+        for session in sessions:
+            await session.finished()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_GRACE):
+                for session in sessions:
+                    await session.channel_closed()
+        self._disconnect(asyncssh.DISC_BY_APPLICATION, reason)
 
     def _refuse(self, refusal: Refusal) -> None:
         self._refused_tries += 1
@@ -351,6 +412,11 @@ class GatewayConnection(asyncssh.SSHServer):
         from .session import GatewaySession
 
         assert self.login is not None
+        withdrawn = self.revoked or self.login_problem()
+        if withdrawn:
+            text = f"your login is no longer accepted ({withdrawn}); log in again"
+            self._audit("refused_channel", kind="session", reason=text)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, text)
         problem = self.gateway.session_limit_problem(self.login.user)
         if problem:
             self._audit("refused_channel", kind="session", reason=problem)

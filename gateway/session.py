@@ -10,9 +10,19 @@ It accepts a pty, a shell or one exec command, and refuses subsystems
    the line-by-line shell (:mod:`gateway.shell_lines`) without one (``ssh
    -T``), or exec mode (:mod:`gateway.exec_mode`) for ``ssh host CMD``;
    a certificate's ``force-command`` replaces whatever was asked;
-3. enforces the limits: ``idle_timeout`` (only the user's input resets it),
-   ``max_session`` (from the start), and a shutdown of the gateway; the user
-   is told which one ended the session.
+3. enforces the limits: ``idle_timeout`` (only the user's input resets it;
+   it runs from the channel's opening, so a channel that never asks for a
+   shell or a command is closed too, and an ended one accepts no request),
+   ``max_session`` (from the start), a shutdown of the gateway, and the
+   login being withdrawn (:mod:`gateway.server`); the user is told which
+   one ended the session.
+
+Input waiting in the gateway is bounded by one
+:class:`~gateway.shell_input.InputGate` per channel: what arrives before the
+mode starts, and what the mode holds, count together.
+
+At the end the recording is closed (its final checkpoint written) before
+``session_end`` is audited, with whether the recording is complete.
 
 Every byte sent to the user's terminal goes through :class:`Terminal`, which
 records exactly what it writes, so the recording shows what the terminal got.
@@ -36,6 +46,7 @@ from .config import format_duration
 from .dispatch import Dispatcher
 from .recording import Recorder, RecordingError
 from .session_state import AuditTrail, SessionState
+from .shell_input import InputGate
 
 if TYPE_CHECKING:
     from .server import GatewayConnection
@@ -136,6 +147,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         self.login = login
         self.user = login.user
         self.chan: asyncssh.SSHServerChannel[str] | None = None
+        self.input_gate: InputGate | None = None
         self.term_type = "xterm"
         self.pty = False
         self.command: str | None = None
@@ -144,6 +156,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         self._tell = False
         self._task: asyncio.Task[None] | None = None
         self._done = asyncio.get_running_loop().create_future()
+        self._channel_closed = asyncio.get_running_loop().create_future()
         self._idle: asyncio.TimerHandle | None = None
         self._limit: asyncio.TimerHandle | None = None
         self.terminal: Terminal | None = None
@@ -156,6 +169,7 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
 
     def connection_made(self, chan: asyncssh.SSHServerChannel[str]) -> None:
         self.chan = chan
+        self.input_gate = InputGate(chan.pause_reading, chan.resume_reading)
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
         self.pty = True
@@ -163,9 +177,11 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         return True
 
     def shell_requested(self) -> bool:
-        return True
+        return self.end_reason is None
 
     def exec_requested(self, command: str) -> bool:
+        if self.end_reason is not None:
+            return False
         self.command = command
         return True
 
@@ -174,13 +190,16 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
         return False
 
     def session_started(self) -> None:
-        self._task = asyncio.ensure_future(self._main())
+        if self.end_reason is None:
+            self._task = asyncio.ensure_future(self._main())
 
     def data_received(self, data: str, datatype: Any) -> None:
         if self._idle is not None:
             self._arm_idle()
         if self.mode is None:
             self._pending_input.append(data)
+            if self.input_gate is not None:
+                self.input_gate.waiting("pending", sum(len(d) for d in self._pending_input if d is not None))
         else:
             self._deliver(data)
 
@@ -211,6 +230,8 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.end("the client closed the session", tell=False)
+        if not self._channel_closed.done():
+            self._channel_closed.set_result(None)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -235,11 +256,17 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             self._tell = tell
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        elif self._task is None:
+        elif self._task is None:  # no shell or command yet: none may start now
+            if self.chan is not None and not self.chan.is_closing():
+                self.chan.close()
             self._finish()
 
     async def finished(self) -> None:
         await asyncio.shield(self._done)
+
+    async def channel_closed(self) -> None:
+        """Until the client has closed the channel too (it has then shown everything it was sent)."""
+        await asyncio.shield(self._channel_closed)
 
     async def _main(self) -> None:
         assert self.chan is not None
@@ -286,12 +313,14 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
                 self._idle.cancel()  # a command runs within its own bounds; idleness is a shell matter
                 self._idle = None
             self.mode = self._mode(command, terminal, trail)
-            for data in self._pending_input:
+            pending, self._pending_input = self._pending_input, []
+            for data in pending:
                 if data is None:
                     self.mode.eof()
                 else:
                     self._deliver(data)
-            self._pending_input.clear()
+            assert self.input_gate is not None
+            self.input_gate.waiting("pending", 0)
             status = await self.mode.run()
         except asyncio.CancelledError:
             pass  # end() cancelled the mode (or the mode saw the cancellation and returned)
@@ -324,15 +353,20 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
             audit=trail,
             extras={"login": {**login.describe(), "as": self.connection.login_name}},
         )
+        assert self.input_gate is not None
         if command is not None:
             return ExecMode(command, terminal, dispatcher)
         if self.pty:
-            return Shell(terminal, dispatcher, state, identity, self.term_type)
-        return LineShell(terminal, dispatcher, state, identity)
+            return Shell(terminal, dispatcher, state, identity, self.term_type, self.input_gate)
+        return LineShell(terminal, dispatcher, state, identity, self.input_gate)
 
     def _close(self, trail: AuditTrail, status: int, started: float) -> None:
         self._cancel_timers()
         reason = self.end_reason or "ended"
+        recording: dict[str, Any] = {}
+        if trail.recorder is not None:
+            summary = trail.recorder.close()  # the final checkpoint first: session_end is the last word
+            recording = {"recording_complete": summary.complete, "recording_checkpoints": summary.checkpoints}
         try:
             trail.emit(
                 "session_end",
@@ -340,11 +374,10 @@ class GatewaySession(asyncssh.SSHServerSession[str]):
                 status=status,
                 duration_ms=int((time.monotonic() - started) * 1000),
                 **trail.position(),
+                **recording,
             )
         except AuditError as exc:
             log.error("session %s: %s", self.id, exc)
-        if trail.recorder is not None:
-            trail.recorder.close()
         if self.chan is not None and not self.chan.is_closing():
             self.chan.exit(status)
         self._finish()

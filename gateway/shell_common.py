@@ -30,9 +30,9 @@ class Foreground:
     def busy(self) -> bool:
         return self._task is not None
 
-    async def run(self, line: str) -> Outcome | None:
-        """Run ``line``; ``None`` if it was interrupted."""
-        task = asyncio.ensure_future(self.dispatcher.run_line(line, self.output))
+    async def run(self, line: str, *, dropped: int = 0) -> Outcome | None:
+        """Run ``line`` (refused if the shell ``dropped`` characters of it); ``None`` if it was interrupted."""
+        task = asyncio.ensure_future(self.dispatcher.run_line(line, self.output, dropped=dropped))
         self._task = task
         try:
             await asyncio.wait({task})

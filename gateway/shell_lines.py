@@ -3,11 +3,15 @@
 No line editing and no escape sequences: the client echoes and edits
 locally, and a plain prompt is printed before each line. Lines are run in
 order as they arrive; end of input ends the session after the last one.
+
+Lines wait in a :class:`~gateway.shell_input.LineQueue`: while more than
+:data:`~gateway.shell_input.INPUT_LIMIT` characters wait (commands piped in
+faster than they run), the channel stops reading. A line longer than
+:data:`~commands.grammar.MAX_LINE` keeps its first characters only and is
+refused, with its length, when its turn comes: nothing of it runs.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from commands.context import Identity
 from commands.grammar import MAX_LINE
@@ -16,16 +20,18 @@ from .dispatch import Dispatcher
 from .session import Terminal, TerminalOutput
 from .session_state import SessionState
 from .shell_common import Foreground, banner, plain_prompt
+from .shell_input import InputGate, LineQueue
 
 
 class LineShell:
-    def __init__(self, terminal: Terminal, dispatcher: Dispatcher, state: SessionState, identity: Identity) -> None:
+    def __init__(
+        self, terminal: Terminal, dispatcher: Dispatcher, state: SessionState, identity: Identity, gate: InputGate
+    ) -> None:
         self.terminal = terminal
         self.state = state
         self.identity = identity
         self.foreground = Foreground(dispatcher, TerminalOutput(terminal, errors_to_stderr=False))
-        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
-        self._buffer = ""
+        self._lines = LineQueue(gate, MAX_LINE)
 
     async def run(self) -> int:
         self.terminal.write(banner(self.identity, self.state))
@@ -35,27 +41,17 @@ class LineShell:
             if line is None:
                 self.terminal.write("\n")
                 break
-            await self.foreground.run(line)
+            await self.foreground.run(line.text, dropped=line.dropped)
         return 0
 
     def feed(self, data: str) -> None:
         if "\x03" in data:
             self.foreground.interrupt()
             data = data.replace("\x03", "")
-        self._buffer += data
-        while "\n" in self._buffer:
-            line, _, self._buffer = self._buffer.partition("\n")
-            self._lines.put_nowait(line.rstrip("\r"))
-        if len(self._buffer) > MAX_LINE:
-            # Too long to be a command: hand it over now so the parser rejects it with a clear message.
-            self._lines.put_nowait(self._buffer)
-            self._buffer = ""
+        self._lines.feed(data)
 
     def eof(self) -> None:
-        if self._buffer:
-            self._lines.put_nowait(self._buffer)
-            self._buffer = ""
-        self._lines.put_nowait(None)
+        self._lines.eof()
 
     def resized(self) -> None:
         pass

@@ -25,7 +25,7 @@ beyond Latin-1 included).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import SafetyConfig, format_duration
@@ -104,10 +104,20 @@ class TargetError(Exception):
 class BoundedTarget:
     """One target node as a command sees it: bounded runs owned by one command."""
 
-    def __init__(self, remote: RemoteNode, owner: Process, safety: SafetyConfig) -> None:
+    def __init__(
+        self,
+        remote: RemoteNode,
+        owner: Process,
+        safety: SafetyConfig,
+        *,
+        reaching: Callable[[], None] | None = None,
+    ) -> None:
         self.remote = remote
         self.owner = owner
         self.safety = safety
+        #: Called once, just before the first evaluation goes to the node (what the command
+        #: checked on the gateway passed): dispatch audits the start of a trace there.
+        self._reaching = reaching
 
     @property
     def name(self) -> str:
@@ -134,6 +144,9 @@ class BoundedTarget:
         missing = set(snippet.bindings) - set(values)
         if unknown or missing:
             raise ValueError(f"snippet {snippet.name}: unknown bindings {sorted(unknown)}, missing {sorted(missing)}")
+        if self._reaching is not None:
+            reaching, self._reaching = self._reaching, None
+            reaching()
         limit = self.safety.eval_timeout if timeout is None else timeout
         heap = max_heap or self.safety.max_heap
         reply = max_reply or self.safety.max_reply

@@ -117,6 +117,31 @@ def test_rotation_continues_the_chain(tmp_path: Path) -> None:
     assert check_log(whole).intact
 
 
+def test_a_log_that_cannot_be_reopened_fails_each_emit_then_recovers(tmp_path: Path) -> None:
+    """Rotated away, and its path now a directory: no write lands elsewhere, and the chain survives."""
+    config = load(write_config(tmp_path))
+    log = open_audit(config)
+    fill(log, 2)
+    rotated = config.audit.path.with_name("audit.jsonl.1")
+    config.audit.path.rename(rotated)
+    config.audit.path.mkdir()
+    with pytest.raises(AuditError, match=r"cannot open audit log .*: Is a directory"):
+        log.emit("command", user="alice", line="kill victim")
+    bystander = tmp_path / "bystander"
+    with bystander.open("w") as other:  # takes the lowest free descriptor: the one the log just closed
+        with pytest.raises(AuditError, match=r"cannot open audit log .*: Is a directory"):
+            log.emit("command", user="alice", line="kill victim")
+        other.write("mine\n")
+    assert bystander.read_text() == "mine\n"  # the log neither read nor closed what it no longer owns
+    config.audit.path.rmdir()
+    fill(log, 1)
+    [first] = records(config.audit.path)
+    assert first["seq"] == 3 and first["prev"] == line_hash(rotated.read_bytes().splitlines()[-1])
+    log.close()
+    with pytest.raises(AuditError, match="closed"):
+        log.emit("server_stop")
+
+
 def test_lines_cut_from_the_end_under_a_running_gateway_stay_visible(tmp_path: Path) -> None:
     """The writer knows where its chain ended: it does not quietly continue from what is left."""
     config = load(write_config(tmp_path))

@@ -122,12 +122,14 @@ def test_kill_asks_for_the_pid_and_only_the_right_answer_kills(u: Users, cluster
         node.eval("case whereis(victim) of undefined -> ok; P -> exit(P, kill), ok end.")
     kills = [e for e in u.gw.audit(since=mark) if e.get("command") == "kill"]
     assert [(e["event"], e.get("outcome")) for e in kills] == [
+        ("command", "started"),  # audited before it acts
         ("command", "error"),
+        ("command", "started"),
         ("command", "ok"),
         ("denied", None),
     ]
-    assert kills[1]["decision"] == "allowed by roles.operator.commands"
-    assert kills[2]["rule"] == "roles.operator.nodes"
+    assert kills[3]["decision"] == "allowed by roles.operator.commands"
+    assert kills[4]["rule"] == "roles.operator.nodes"
 
 
 # -- 8. expensive commands: confirmed with their cost ------------------------------------------------

@@ -215,3 +215,24 @@ def test_trace_streams_json_lines_and_is_bracketed_in_the_audit_log(setup, gw: G
     assert (start["node"], start["spec"]) == (node.name, "timer:sleep/1")
     assert (stop["reason"], stop["messages"]) == ("limit", 2)
     assert stop["limits"]["messages"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["lists"], "usage: trace: refusing to trace every function of lists in every process"),
+        (["lists:map/2", "--match", "[1]"], "usage: trace: --match has 1 arguments but lists:map/2 takes 2\n"),
+    ],
+)
+def test_a_trace_refused_on_the_gateway_never_started(
+    setup, gw: GatewayThread, node: ErlangNode, args: list[str], message: str
+) -> None:
+    """The trace's own checks run inside the command: trace_start waits until it reaches the node."""
+    mark = gw.mark()
+    r = client(setup, "alice").run("trace", *args, "--node", node.name)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.startswith(message)
+    command = gw.wait_audit("command", since=mark)
+    assert command["outcome"] == "usage"
+    assert gw.audit("trace_start", since=mark) == []
+    assert gw.audit("trace_stop", since=mark) == []

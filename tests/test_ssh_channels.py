@@ -3,11 +3,14 @@
 Port forwarding both ways, agent and X11 forwarding and the sftp subsystem
 are refused and each leaves a ``refused_channel`` audit event; sessions are
 capped per user and in total; idle and over-long sessions are ended with the
-reason on the user's screen; a session that cannot be recorded is refused.
+reason on the user's screen, and so is a channel that stays idle before it
+asks for a shell (it cannot start one later, outside the limits); a session
+that cannot be recorded is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -16,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncssh
 import pytest
 
 from tests.support.ssh import Client, GatewayThread, KeyPair, free_port, keygen, write_gateway_config
@@ -220,3 +224,58 @@ def test_a_session_that_cannot_be_recorded_is_refused(d: Path, keys: dict[str, K
         assert not gw.audit("command")
     finally:
         gw.stop()
+
+
+class _SlowToAsk(asyncssh.SSHClientSession[str]):
+    """asyncssh sends a session's shell request once ``connection_made`` returns: this holds it back."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.output = ""
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[str]) -> None:
+        time.sleep(self.hold)  # this client's own event loop (the gateway runs on another)
+
+    def data_received(self, data: str, datatype: asyncssh.DataType) -> None:
+        self.output += data
+
+
+def test_a_channel_idle_before_asking_for_a_shell_is_closed_and_starts_nothing(
+    d: Path, keys: dict[str, KeyPair]
+) -> None:
+    gw = start(d / "unasked", keys, 'idle_timeout = "1s"\nmax_sessions_per_user = 1\n')
+
+    async def open_late() -> str:
+        host_key = asyncssh.import_public_key(gw.host_key_line)
+        async with asyncssh.connect(
+            gw.host,
+            gw.port,
+            username="diag",
+            client_keys=[str(keys["alice"].private)],
+            known_hosts=([host_key], [], []),
+            agent_path=None,
+        ) as conn:
+            # Past the channel's idle timeout, before the connection's own (1s more once no session is left).
+            try:
+                chan, session = await conn.create_session(lambda: _SlowToAsk(1.6))
+            except (asyncssh.Error, OSError) as exc:
+                return f"refused: {exc!r}"
+            await asyncio.wait_for(chan.wait_closed(), 10)
+            return f"opened: {session.output!r}"
+
+    try:
+        mark = gw.mark()
+        outcome = asyncio.run(open_late())
+        assert outcome.startswith("refused"), outcome  # the gateway closed the channel: the request fails
+        time.sleep(0.5)
+        assert gw.audit("session_start", since=mark) == []
+        assert gw.call(_sessions(gw)) == 0
+        # nothing holds alice's one session: a normal login works at once
+        assert Client(gw, keys["alice"], d).run("whoami").returncode == 0
+    finally:
+        gw.stop()
+
+
+async def _sessions(gw: GatewayThread) -> int:
+    assert gw.gateway is not None
+    return len(gw.gateway.sessions)

@@ -447,9 +447,11 @@ class Client:
         """``ssh [options] user@gateway ARGS...`` in the background; stdin closed."""
         return Running(self.argv(*args, user=user, options=options))
 
-    def shell(self, *args: str, columns: int = 100, rows: int = 30, user: str = "diag") -> Screen:
-        """An interactive session (``ssh -tt``) in a real pty of ``columns`` x ``rows``."""
-        argv = self.argv(*args, user=user, options=["-tt"])
+    def shell(
+        self, *args: str, columns: int = 100, rows: int = 30, user: str = "diag", options: Sequence[str] = ()
+    ) -> Screen:
+        """An interactive session (``ssh -tt [options]``) in a real pty of ``columns`` x ``rows``."""
+        argv = self.argv(*args, user=user, options=["-tt", *options])
         child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", dimensions=(rows, columns), timeout=30)
         return Screen(child, columns, rows)
 
