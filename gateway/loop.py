@@ -2,12 +2,12 @@
 
 uvloop when it is installed (it is a dependency on Linux), else asyncio's
 own loop; ``BEAMGATE_EVENT_LOOP=asyncio`` forces the latter (to rule the loop
-out when chasing a problem). Measured in one run of ``bench/rpc.py``
-(docs/decisions.md D13): the p50 latency of a trivial RPC went from 2.20x to
-1.51x that of Erlang's own ``rpc:call``, and throughput from 0.87x to 1.14x;
-the SSH server, prompt_toolkit and the distribution client run unchanged on
-either loop (the end-to-end tests run ``beamgate serve`` on uvloop, the
-in-process tests on asyncio's loop).
+out when chasing a problem). Measured with ``bench/rpc.py`` (docs/decisions.md
+D13): the p50 latency of a trivial RPC is 1.3x-1.9x that of Erlang's own
+``rpc:call`` on uvloop against 1.9x-2.2x on asyncio's loop (throughput is
+about the same on both); the SSH server, prompt_toolkit and the
+distribution client run unchanged on either loop (the end-to-end tests run
+``beamgate serve`` on uvloop, the in-process tests on asyncio's loop).
 """
 
 from __future__ import annotations
