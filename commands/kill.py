@@ -10,9 +10,12 @@ without (``init``, ``erts_code_purger``, ``erl_prim_loader``, the application
 controller, and every process of the ``kernel`` application, whose
 supervisor would take the node down, or cut beamgate off with ``net_kernel``),
 and the protected processes (:mod:`commands.protected`), whatever name or
-pid the user gave. A process that exited before the kill is reported as
-such, not as killed. Killing beamgate's own workers is pointless and not
-prevented.
+pid the user gave. Both evaluations run the same check (:data:`GUARD`): the
+first so that nothing is asked about a refused process, the second right
+before ``exit(Pid, kill)``, at the point of action, because the node may
+have changed while the user typed (a protected name registered to that pid
+meanwhile). A process that exited before the kill is reported as such, not
+as killed. Killing beamgate's own workers is pointless and not prevented.
 """
 
 from __future__ import annotations
@@ -31,17 +34,27 @@ from .remote import evaluate
 from .spec import Command, Invocation
 from .stack import PROC_PARAM
 
+#: ``BgKillable(Pid)``: throws ``{beamgate, vital, Pid}`` for a process the node needs, or
+#: ``BgGuard``'s ``protected``; else returns ``Pid``. Needs :data:`~commands.procs.RESOLVE`
+#: and the binding ``Protected``.
+GUARD = """
+    BgKillable = fun(BgPid) ->
+        BgVital = [whereis(init), whereis(erts_code_purger), whereis(erl_prim_loader),
+                   whereis(application_controller)],
+        case lists:member(BgPid, BgVital) orelse application:get_application(BgPid) =:= {ok, kernel} of
+            true -> throw({beamgate, vital, BgPid});
+            false -> BgGuard(BgPid, Protected)
+        end
+    end,
+"""
+
 DESCRIBE = Snippet(
     "kill_describe",
     RESOLVE
     + MEASURE
+    + GUARD
     + """
-    Pid = BgProcess(Proc),
-    Vital = [whereis(init), whereis(erts_code_purger), whereis(erl_prim_loader), whereis(application_controller)],
-    case lists:member(Pid, Vital) orelse application:get_application(Pid) =:= {ok, kernel} of
-        true -> throw({beamgate, vital, Pid});
-        false -> BgGuard(Pid, Protected)
-    end,
+    Pid = BgKillable(BgProcess(Proc)),
     case BgProcRow({0, Pid}) of
         [{_, _, Name, Current, Initial}] -> {Pid, Name, Current, Initial};
         [] -> throw({beamgate, no_such_process, Proc})
@@ -52,12 +65,14 @@ DESCRIBE = Snippet(
 
 KILL = Snippet(
     "kill",
-    """
-    Ref = erlang:monitor(process, Pid),
+    RESOLVE
+    + GUARD
+    + """
+    Ref = erlang:monitor(process, BgKillable(Pid)),
     exit(Pid, kill),
     receive {'DOWN', Ref, process, _, Reason} -> Reason after 5000 -> still_alive end.
     """,
-    ("Pid",),
+    ("Pid", "Protected"),
 )
 
 
@@ -79,7 +94,7 @@ async def run(ctx: Context, inv: Invocation) -> dict[str, Any]:
     answer = await ctx.confirm(f"kill {shown} ({about})? type its pid to confirm: ")
     if answer is None or not _same_pid(answer, pid):
         raise CommandError(f"kill cancelled: {shown} left alone")
-    reason = await evaluate(ctx, KILL, {"Pid": pid})
+    reason = await evaluate(ctx, KILL, {"Pid": pid, "Protected": bindings["Protected"]}, explain=explain)
     if reason == "still_alive":
         raise CommandError(f"{shown} still alive 5s after exit(Pid, kill)")
     if reason == "noproc":

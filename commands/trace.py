@@ -198,7 +198,7 @@ class _Conversation:
             elif isinstance(decoded, Stopped):
                 if decoded.reason in _CRASHED:
                     return self.summary("crashed", decoded.detail or decoded.reason)
-                return self.summary(decoded.reason)
+                return self.summary(decoded.reason, decoded.detail)
 
 
 def render(result: Any, inv: Invocation) -> str:

@@ -172,6 +172,19 @@ def test_kill_of_a_process_that_exited_meanwhile_is_not_reported_killed(target: 
         h.run("kill bg_brief")
 
 
+def test_kill_checks_protection_again_at_the_point_of_action(target: ErlangNode, h: Harness) -> None:
+    # Unnamed when described and confirmed; registered as a protected name while the user types.
+    pid = target.eval("pid_to_list(spawn(fun() -> receive stop -> ok end end)).", pretty=True).strip('"')
+    h.confirm_answer = pid
+    h.while_confirming = lambda: target.eval(f'register(bg_late_keep, list_to_pid("{pid}")), ok.')
+    guarded = SafetyConfig(protected_processes=("bg_late_keep",))
+    with pytest.raises(CommandError, match=rf"^{pid} is a protected process \(bg_late_keep\): refused for everyone$"):
+        h.run(f"kill {pid}", safety=guarded)
+    assert h.prompts  # asked: the process was not protected then
+    assert target.eval_bool(f'is_process_alive(list_to_pid("{pid}")) andalso whereis(bg_late_keep) =/= undefined.')
+    target.eval("bg_late_keep ! stop, ok.")
+
+
 def test_kill_refuses_processes_the_node_needs(target: ErlangNode, h: Harness) -> None:
     h.confirm_answer = "anything"
     for name in ("code_server", "net_kernel", "application_controller", "init", "kernel_sup"):

@@ -8,6 +8,8 @@
 * The gateway process is SIGKILLed mid-trace (a subprocess driving the real
   command): within 2 s the node has no trace of ours left.
 * OTP 28: relay and cleaner killed together: the session dies with them.
+* A relay behind on its mailbox: what must act at once does not wait behind
+  the backlog, and a backlog past ``MAX_BACKLOG`` stops the trace (``rate``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 import pytest
 
 from commands.errors import CommandError
+from commands.tracing.output import TraceStarted
+from commands.tracing.plan import MAX_BACKLOG
 from commands.tracing.relay import TraceEvent
 from tests.support.erlang import ERLANG_SRC, ErlangNode, Runtime, compile_erlang, wait_until
 from tests.support.trace_harness import CLEAN, Gateway, leftovers
@@ -244,6 +248,67 @@ def test_duration_ends_a_trace_whose_backlog_outlives_it(target: ErlangNode) -> 
         result = await task
         # Not a message of the backlog is relayed after the deadline (else: rate or limit).
         assert (result.reason, len(run.trace_events())) == ("duration", seen)
+        gw.close()
+
+    asyncio.run(main())
+    assert wait_until(lambda: leftovers(node) == CLEAN, 2.0), leftovers(node)
+
+
+def burst_watching_the_relay(node: ErlangNode, calls: int) -> tuple[bool, int]:
+    """Call the traced function ``calls`` times in a compiled loop, far faster than the relay
+    relays; a sampler reads the relay's queue length every millisecond meanwhile. Return
+    whether the relay was gone 5 s after the burst, and the longest queue seen."""
+    peak = node.eval(
+        f"""(fun() -> {RELAY}, BkRef = erlang:monitor(process, BkRelay),
+              BkSampler = spawn(fun() ->
+                  BkSample = fun BkS(BkMax) ->
+                      case erlang:process_info(BkRelay, message_queue_len) of
+                          {{_, BkQ}} -> receive {{peak, BkFrom}} -> BkFrom ! {{peak, max(BkQ, BkMax)}}
+                                      after 1 -> BkS(max(BkQ, BkMax)) end;
+                          undefined -> receive {{peak, BkFrom}} -> BkFrom ! {{peak, BkMax}} end
+                      end
+                  end,
+                  BkSample(0) end),
+              bg_traced:burst({calls}, b),
+              BkGone = receive {{'DOWN', BkRef, process, _, _}} -> true after 5000 -> false end,
+              BkSampler ! {{peak, self()}},
+              receive {{peak, BkPeak}} -> {{BkGone, BkPeak}} end end)()."""
+    )
+    gone, _, queued = peak.strip("{}").partition(",")
+    return gone == "true", int(queued)
+
+
+def test_a_backlog_past_the_cap_stops_the_trace_as_rate(target: ErlangNode) -> None:
+    node = target
+    node.eval("{module, bg_traced} = code:ensure_loaded(bg_traced), bg_traced:work(0, b), ok.")  # the atom b
+    caps = {"max_messages": 1_000_000, "max_rate": 1_000_000, "max_seconds": 60}
+
+    async def main() -> None:
+        gw = Gateway(node)
+        # Limits far above what the relay can relay: only the backlog bound can stop this trace early.
+        run = gw.trace("trace bg_traced:work/2 --match '[_, b]' --limit 1000000 --rate 1000000/1 --for 60", caps=caps)
+        task = run.start()
+        async with asyncio.timeout(10):
+            while not any(isinstance(e, TraceStarted) for e in run.events):
+                assert not task.done(), task.result()
+                await asyncio.sleep(0.02)
+        # A first few messages load what formatting needs (code loading is not the relay's pace).
+        await asyncio.to_thread(node.eval, "bg_traced:burst(3, b), ok.")
+        await run.wait_for(3)
+        gone, peak = await asyncio.to_thread(burst_watching_the_relay, node, 100_000)
+        # Checked with every message. The margin: what the producer adds while the relay is
+        # scheduled out or formatting one message, and while its patterns are being removed.
+        assert (gone, peak <= 5 * MAX_BACKLOG) == (True, True), f"relay gone: {gone}, longest queue: {peak}"
+        result = await asyncio.wait_for(task, 10)
+        assert (result.reason, result.detail) == ("rate", "backlog")
+        assert 3 <= result.count == len(run.trace_events()) < 100_000
+        assert "faster than the node could relay them" in run.inv.command.render(result, run.inv)
+        assert run.inv.command.to_json(result, run.inv) == {
+            "event": "stopped",
+            "reason": "rate",
+            "count": result.count,
+            "detail": "backlog",
+        }
         gw.close()
 
     asyncio.run(main())

@@ -20,7 +20,7 @@ from commands.tracing.output import (
     stopped_line,
 )
 from commands.tracing.pattern import WILDCARD, PatternError, parse_pattern
-from commands.tracing.plan import Limits, make_plan
+from commands.tracing.plan import MAX_BACKLOG, Limits, make_plan
 from commands.tracing.relay import TAG, Failed, Ready, Stopped, TraceEvent, decode
 from gateway.config import TraceLimits
 from gateway.dist.terms import Atom, Pid
@@ -224,6 +224,12 @@ def test_json_shapes() -> None:
     assert (
         stopped_line(stopped) == "trace stopped after 10 messages: rate limit tripped: more than 10 messages within 1s"
     )
+    backlog = TraceStopped("rate", 3, Limits(100, 10, 1, 60), NODE, "backlog")
+    assert stopped_json(backlog) == {"event": "stopped", "reason": "rate", "count": 3, "detail": "backlog"}
+    assert stopped_line(backlog) == (
+        f"trace stopped after 3 messages: rate limit tripped: trace messages came faster than the node "
+        f"could relay them (more than {MAX_BACKLOG} waiting)"
+    )
     json.dumps(event_json(event()))
 
 
@@ -246,6 +252,8 @@ def test_decode_only_from_our_relay() -> None:
     assert decode((TAG, other, (Atom("ready"), 1, True, cleaner)), relay, NODE) is None
     assert decode((TAG, relay, (Atom("ready"), 1, True, Atom("x"))), relay, NODE) is None
     assert decode((TAG, relay, (Atom("stopped"), Atom("limit"), 5)), relay, NODE) == Stopped("limit", 5)
+    backlog = (Atom("stopped"), Atom("rate"), 5, Atom("backlog"))
+    assert decode((TAG, relay, backlog), relay, NODE) == Stopped("rate", 5, "backlog")
     assert decode((TAG, relay, (Atom("failed"), Atom("busy"), (b"bob", 1000, 2000))), relay, NODE) == Failed(
         "busy", (b"bob", 1000, 2000)
     )

@@ -23,7 +23,7 @@ from gateway.dist.terms import Atom
 
 from ..format import sanitize
 from ..refs import format_mfa
-from .plan import Limits
+from .plan import MAX_BACKLOG, Limits
 from .relay import TraceEvent, mfa_head
 
 
@@ -97,6 +97,11 @@ def status_line(s: TraceStatus) -> str:
 
 def stop_reason_text(s: TraceStopped) -> str:
     lim = s.limits
+    if s.reason == "rate" and s.detail == "backlog":
+        return (
+            f"rate limit tripped: trace messages came faster than the node could relay them "
+            f"(more than {MAX_BACKLOG} waiting)"
+        )
     texts = {
         "limit": f"message limit of {lim.messages} reached",
         "rate": f"rate limit tripped: more than {lim.rate} messages within {lim.per_seconds}s",
@@ -114,7 +119,8 @@ def stopped_line(s: TraceStopped) -> str:
 
 
 def stopped_json(s: TraceStopped) -> dict[str, Any]:
-    return {"event": "stopped", "reason": s.reason, "count": s.count}
+    """SPEC's ``stopped`` event, plus ``detail`` when there is one (``backlog``, a crash reason)."""
+    return {"event": "stopped", "reason": s.reason, "count": s.count} | ({"detail": s.detail} if s.detail else {})
 
 
 # -- failures -------------------------------------------------------------------------

@@ -41,6 +41,10 @@ PROCESS_SETS = ("all", "new", "existing")
 #: Bounds of what crosses the network per trace message (formatted on the target).
 ARG_DEPTH = 20
 MAX_CHARS = 1000
+#: Trace messages that may wait in the relay's mailbox on the node (off its heap, so
+#: outside ``max_heap_size``); past this many the trace stops with reason ``rate``
+#: (detail ``backlog``): they are produced faster than the relay can format and send them.
+MAX_BACKLOG = 2000
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class TracePlan:
             "DurationMs": self.limits.seconds * 1000,
             "Depth": ARG_DEPTH,
             "MaxChars": MAX_CHARS,
+            "MaxBacklog": MAX_BACKLOG,
             "HeapWords": heap_words,
         }
 

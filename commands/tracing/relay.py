@@ -32,22 +32,32 @@ and:
    here for every message, so the gateway never receives more than the
    limit, and a backlog is not relayed past the deadline; a timer ends an
    idle trace at its deadline;
-5. stops on the first of: limit, rate, duration, an explicit stop from the
-   gateway before ``ready``, or the cleaner's death. It removes its
-   patterns first (no more trace messages are generated), then its flags,
-   disarms the cleaner, reports ``{stopped, Reason, Count}`` and ends; trace
-   messages still queued die with it.
+5. bounds its backlog: the rate limit counts messages as the relay handles
+   them, so a hot function producing trace messages faster than the relay
+   formats and sends them (a rate limit above what it can process) would
+   grow its mailbox, off-heap and so outside ``max_heap_size``, until the
+   limit or the deadline. With every message the relay reads its own
+   ``message_queue_len`` (a counter); past ``MaxBacklog``
+   (:data:`~commands.tracing.plan.MAX_BACKLOG`) it stops with reason
+   ``rate``, reported as ``{stopped, rate, Count, backlog}``. The queue may
+   pass the cap by what the traced processes add while the relay is
+   scheduled out, formats one message, or removes its patterns;
+6. stops on the first of: limit, rate (or backlog), duration, an explicit
+   stop from the gateway before ``ready``, or the cleaner's death. It
+   removes its patterns first (no more trace messages are generated), then
+   its flags, disarms the cleaner, reports ``{stopped, Reason, Count}`` and
+   ends; trace messages still queued die with it.
 
 The relay's mailbox may hold a backlog of trace messages (a hot function,
-slow formatting), and anything queued behind it would wait. So what must
-act at once goes to the cleaner, whose mailbox stays nearly empty: it
-monitors the *owner*, the gateway process of the command (Ctrl-C, the end
-of the SSH session, a killed gateway and a lost connection all end the
-owner, a lost connection as ``noconnection``), and receives the gateway's
-stop once the trace is ready. On either it kills the relay (an exit signal
-does not queue behind messages), collects what the relay armed until it is
-gone, and removes all of it; nothing is reported, as the gateway already
-knows why the trace ended.
+slow formatting; bounded as above), and anything queued behind it would
+wait. So what must act at once goes to the cleaner, whose mailbox stays
+nearly empty: it monitors the *owner*, the gateway process of the command
+(Ctrl-C, the end of the SSH session, a killed gateway and a lost
+connection all end the owner, a lost connection as ``noconnection``), and
+receives the gateway's stop once the trace is ready. On either it kills the
+relay (an exit signal does not queue behind messages), collects what the
+relay armed until it is gone, and removes all of it; nothing is reported,
+as the gateway already knows why the trace ended.
 
 If the relay itself dies (killed, heap limit), the cleaner cleans up and
 reports ``{stopped, crashed, Why}``. If both are killed at once, an OTP 27+
@@ -266,19 +276,19 @@ TRACE_START = Snippet(
                     end
                 catch SetupClass:SetupReason -> {error, BgText({SetupClass, SetupReason}, 300)}
                 end,
-                Stop = fun(Why, Count) ->
+                Stop = fun(Why, Count, Extra) ->
                     {ok, _, Items} = Setup,
                     BgClean(Items, Self),
                     unlink(Cleaner),
                     Cleaner ! {beamgate_trace_disarm, Self},
-                    Report({stopped, Why, Count})
+                    Report(list_to_tuple([stopped, Why, Count | Extra]))
                 end,
                 case Setup of
                     {error, SetupError} ->
                         Report({failed, setup, SetupError}),
                         exit(setup_failed);
                     {ok, 0, _} ->
-                        Stop(no_match, 0);
+                        Stop(no_match, 0, []);
                     {ok, Matched, _} ->
                         Report({ready, Matched, BgSessions, Cleaner}),
                         Deadline = erlang:monotonic_time(millisecond) + DurationMs,
@@ -298,20 +308,22 @@ TRACE_START = Snippet(
                             end,
                             case Action of
                                 skip -> L(Count, WinStart, WinCount);
-                                {stop, StopWhy} -> Stop(StopWhy, Count);
+                                {stop, StopWhy} -> Stop(StopWhy, Count, []);
                                 {event, Make} ->
                                     Now = erlang:monotonic_time(millisecond),
                                     {WS, WC} = case Now - WinStart >= RateMs of
                                                    true -> {Now, 0};
                                                    false -> {WinStart, WinCount}
                                                end,
+                                    {message_queue_len, Backlog} = erlang:process_info(Self, message_queue_len),
                                     case WC >= RateN of
-                                        true -> Stop(rate, Count);
-                                        false when Now >= Deadline -> Stop(duration, Count);
+                                        true -> Stop(rate, Count, []);
+                                        false when Now >= Deadline -> Stop(duration, Count, []);
+                                        false when Backlog > MaxBacklog -> Stop(rate, Count, [backlog]);
                                         false ->
                                             Report(Make()),
                                             case Count + 1 >= Limit of
-                                                true -> Stop(limit, Count + 1);
+                                                true -> Stop(limit, Count + 1, []);
                                                 false -> L(Count + 1, WS, WC + 1)
                                             end
                                     end
@@ -329,6 +341,7 @@ TRACE_START = Snippet(
         "Depth",
         "HeapWords",
         "Limit",
+        "MaxBacklog",
         "MaxChars",
         "Owner",
         "Pattern",
@@ -429,4 +442,6 @@ def decode(message: Any, relay: Pid, node: str) -> RelayMessage | None:
     if kind == "stopped" and len(event) == 3:
         count, detail = (event[2], "") if isinstance(event[2], int) else (0, _text(event[2]))
         return Stopped(str(event[1]), count, detail)
+    if kind == "stopped" and len(event) == 4 and isinstance(event[2], int):
+        return Stopped(str(event[1]), event[2], _text(event[3]))
     return None

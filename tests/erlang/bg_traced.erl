@@ -3,7 +3,7 @@
 %% work/2 is the traced function; loops call it at a fixed interval from a
 %% named process, so tests can scope traces by --pid and filter by --match.
 -module(bg_traced).
--export([work/2, start/3, stop/1, big/1, call_big/1, hammer/2, echo/1, start_echo/2]).
+-export([work/2, start/3, stop/1, big/1, call_big/1, hammer/2, burst/2, echo/1, start_echo/2]).
 
 %% The traced function: calls the local inner/1 (visible with --local only).
 work(N, Tag) -> inner(N) + byte_size(atom_to_binary(Tag, utf8)) * 0.
@@ -46,6 +46,12 @@ hammer(N, Tag) ->
 hammer_loop(Tag, I) ->
     ?MODULE:work(I, Tag),
     hammer_loop(Tag, I + 1).
+
+%% Calls work(I, Tag) N times in a row from the calling process, as fast as it can.
+burst(0, _Tag) -> ok;
+burst(N, Tag) ->
+    ?MODULE:work(N, Tag),
+    burst(N - 1, Tag).
 
 %% Returns its argument; start_echo/2 calls it with Term every 5 ms from Name.
 echo(Term) -> Term.
