@@ -297,8 +297,10 @@ def test_a_backlog_past_the_cap_stops_the_trace_as_rate(target: ErlangNode) -> N
         await run.wait_for(3)
         gone, peak = await asyncio.to_thread(burst_watching_the_relay, node, 100_000)
         # Checked with every message. The margin: what the producer adds while the relay is
-        # scheduled out or formatting one message, and while its patterns are being removed.
-        assert (gone, peak <= 5 * MAX_BACKLOG) == (True, True), f"relay gone: {gone}, longest queue: {peak}"
+        # scheduled out or formatting one message, and while its patterns are being removed
+        # (1.05-3x the cap measured on a quiet machine; loose for a loaded one, and still far
+        # below the ~99,500 an unbounded relay holds here).
+        assert (gone, peak <= 15 * MAX_BACKLOG) == (True, True), f"relay gone: {gone}, longest queue: {peak}"
         result = await asyncio.wait_for(task, 10)
         assert (result.reason, result.detail) == ("rate", "backlog")
         assert 3 <= result.count == len(run.trace_events()) < 100_000
