@@ -419,6 +419,8 @@ def _stop_fields(inv: Invocation, summary: Any) -> dict[str, Any]:
     if not isinstance(doc, Mapping) or doc.get("event") != "stopped":
         return {}
     fields: dict[str, Any] = {"reason": doc.get("reason"), "messages": doc.get("count")}
+    if doc.get("detail") is not None:
+        fields["detail"] = doc["detail"]  # why beyond the reason (a backlog tripped the rate limit)
     limits = getattr(summary, "limits", None)
     if dataclasses.is_dataclass(limits) and not isinstance(limits, type):
         fields["limits"] = dataclasses.asdict(limits)

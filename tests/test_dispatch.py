@@ -20,11 +20,14 @@ import pytest
 from commands import REGISTRY
 from commands.context import Context, Identity
 from commands.errors import CommandError
+from commands.grammar import parse_line
 from commands.spec import Command, Invocation, Param
+from commands.tracing.output import TraceStopped
+from commands.tracing.plan import Limits
 from gateway.audit import AuditLog
 from gateway.cluster import Clusters
 from gateway.config import AuditConfig, Config, load_config
-from gateway.dispatch import Dispatcher, Outcome
+from gateway.dispatch import Dispatcher, Outcome, _stop_fields
 from gateway.dist.rpc import Snippet
 from gateway.session_state import AuditTrail, SessionState
 from gateway.target import TargetError
@@ -310,3 +313,18 @@ def test_cancelling_a_command_ends_its_remote_work(run: Run, nodes: list[ErlangN
     assert wait_until(lambda: node.eval_int(sleeping) == baseline, timeout=5)
     event = audit_events(run)[-1]
     assert (event["outcome"], event["node"]) == ("interrupted", node.name)
+
+
+def test_a_trace_stops_audit_fields_carry_the_detail() -> None:
+    """``trace_stop`` says why beyond the reason (a backlog tripped the rate limit); plain stops stay plain."""
+    inv = parse_line("trace lists:seq/2", REGISTRY)
+    assert inv is not None
+    limits = Limits(100, 10, 1, 60)
+    backlog = _stop_fields(inv, TraceStopped("rate", 7, limits, "app@h", "backlog"))
+    assert backlog == {
+        "reason": "rate",
+        "messages": 7,
+        "detail": "backlog",
+        "limits": {"messages": 100, "rate": 10, "per_seconds": 1, "seconds": 60},
+    }
+    assert "detail" not in _stop_fields(inv, TraceStopped("limit", 100, limits, "app@h"))
