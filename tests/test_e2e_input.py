@@ -22,22 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.erlang import ErlangNode, otp25
+from tests.support.erlang import ErlangNode
 from tests.support.ssh import Client, GatewayThread, KeyPair, Screen, Served, keygen, write_gateway_config
 
 PASTE = 300_000
 TOO_LONG = f"usage: line too long ({PASTE} characters; the limit is 4096)"
 #: Generous: another user's exec must answer within this while a paste is digested (it never does if frozen).
 PROMPT_ENOUGH = 20.0
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErlangNode]:
-    runtime = otp25()
-    assert runtime is not None, "Debian's OTP 25 (erl) is not installed: run scripts/setup.sh"
-    n = ErlangNode(runtime, tmp_path_factory.mktemp("node")).start()
-    yield n
-    n.stop()
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +78,6 @@ def send_all(shell: Screen, text: str) -> None:
         data = data[os.write(shell.child.child_fd, data[:4096]) :]
 
 
-def wait_raw(shell: Screen, needle: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while needle not in shell.raw:
-        assert time.monotonic() < deadline, f"{needle!r} not received:\n{shell.raw[-2000:]!r}"
-        shell.pump(0.1)
-
-
 def paste_while_bob_asks(shell: Screen, text: str, bob: Client) -> float:
     """Paste ``text`` (from a thread: the pty blocks while the gateway holds input back) and meanwhile
     run ``whoami`` as bob on another connection; returns how long bob waited."""
@@ -129,7 +113,7 @@ def test_a_huge_paste_leaves_the_gateway_answering_and_is_refused_whole(
         waited = paste_while_bob_asks(shell, "x" * PASTE, bob)
         assert waited < PROMPT_ENOUGH
         shell.send("\r")
-        wait_raw(shell, TOO_LONG)
+        shell.wait_raw(TOO_LONG, timeout=60.0)
         shell.wait_for_prompt()
 
         # A terminal's paste (prompt_toolkit turns bracketed paste on): the same, markers not counted.
@@ -142,7 +126,7 @@ def test_a_huge_paste_leaves_the_gateway_answering_and_is_refused_whole(
         shell.wait_for_prompt()
 
         shell.send("whoami\r")  # the shell works on
-        wait_raw(shell, "user:    alice")
+        shell.wait_raw("user:    alice", timeout=60.0)
         shell.wait_for_prompt()
         shell.send("exit\r")
         assert shell.wait_exit() == 0
@@ -164,7 +148,7 @@ def test_type_ahead_while_a_command_hangs(gw: Gateway, alice: Client, bob: Clien
     try:
         shell.wait_for_prompt()
         shell.send("info\r")  # connected and warm
-        wait_raw(shell, "memory total:")
+        shell.wait_raw("memory total:", timeout=60.0)
         shell.wait_for_prompt()
         os.kill(node.os_pid, signal.SIGSTOP)
         try:
@@ -173,11 +157,11 @@ def test_type_ahead_while_a_command_hangs(gw: Gateway, alice: Client, bob: Clien
             waited = paste_while_bob_asks(shell, "z" * PASTE, bob)
             assert waited < PROMPT_ENOUGH
             shell.send("\x03")  # still heard: interrupts the hung command
-            wait_raw(shell, "^C interrupted", timeout=10)
+            shell.wait_raw("^C interrupted", timeout=10)
         finally:
             os.kill(node.os_pid, signal.SIGCONT)
         shell.send("\r")
-        wait_raw(shell, TOO_LONG)
+        shell.wait_raw(TOO_LONG, timeout=60.0)
         shell.wait_for_prompt()
         shell.send("exit\r")
         assert shell.wait_exit() == 0

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.erlang import ErlangNode, otp25
-from tests.support.ssh import Client, KeyPair, Screen, Served, keygen, write_gateway_config
+from tests.support.erlang import ErlangNode
+from tests.support.ssh import Client, KeyPair, Served, keygen, write_gateway_config
 
 ROLES = '[roles.operator]\ncommands = ["*", "kill"]\nnodes = ["*"]\n'
 VICTIM = "register(victim, spawn(fun() -> receive stop -> ok end end)), ok."
@@ -34,15 +33,6 @@ def alive(node: ErlangNode) -> str | None:
     """The victim's pid if it lives, asked through the node's own REPL."""
     value = node.eval(ALIVE, pretty=True)
     return None if value == "undefined" else value.strip('"')
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErlangNode]:
-    runtime = otp25()
-    assert runtime is not None, "Debian's OTP 25 (erl) is not installed: run scripts/setup.sh"
-    n = ErlangNode(runtime, tmp_path_factory.mktemp("node")).start()
-    yield n
-    n.stop()
 
 
 @pytest.fixture
@@ -63,13 +53,6 @@ def serve(d: Path, node: ErlangNode) -> tuple[Served, KeyPair]:
     return Served(path).start(), key
 
 
-def wait_raw(shell: Screen, needle: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while needle not in shell.raw:
-        assert time.monotonic() < deadline, f"{needle!r} not received:\n{shell.raw[-2000:]!r}"
-        shell.pump(0.1)
-
-
 def test_a_kill_is_audited_before_it_acts_and_again_when_done(tmp_path: Path, node: ErlangNode, victim: str) -> None:
     served, key = serve(tmp_path, node)
     try:
@@ -77,11 +60,11 @@ def test_a_kill_is_audited_before_it_acts_and_again_when_done(tmp_path: Path, no
         try:
             shell.wait_for_prompt()
             shell.send("kill victim\r")
-            wait_raw(shell, "type its pid to confirm:")
+            shell.wait_raw("type its pid to confirm:")
             started = served.wait_audit("command", lambda e: e["outcome"] == "started")
             assert alive(node) == victim  # written while the process still lives
             shell.send(f"{victim}\r")
-            wait_raw(shell, f"killed {victim} (victim): killed")
+            shell.wait_raw(f"killed {victim} (victim): killed")
             shell.wait_for_prompt()
         finally:
             shell.close()
@@ -127,11 +110,11 @@ def test_a_kill_that_cannot_be_audited_is_refused(tmp_path: Path, node: ErlangNo
             log.rename(log.with_name("audit.jsonl.1"))  # rotated away, and its path cannot be opened
             log.mkdir()
             shell.send("kill victim\r")
-            wait_raw(
-                shell, f"error: kill was not run: it cannot be audited (cannot open audit log {log}: Is a directory)"
+            shell.wait_raw(
+                f"error: kill was not run: it cannot be audited (cannot open audit log {log}: Is a directory)"
             )
             # and since nothing can be audited, the session ends (as for any command)
-            wait_raw(shell, "the session is ended")
+            shell.wait_raw("the session is ended")
             assert shell.wait_exit() == 1
         finally:
             shell.close()

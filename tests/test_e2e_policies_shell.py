@@ -55,15 +55,6 @@ def u(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Us
     gw.stop()
 
 
-def wait_raw(shell: Screen, needle: str, count: int = 1, timeout: float = 20.0) -> None:
-    """Wait until the terminal has received ``needle`` ``count`` times (scrolled off the screen or not)."""
-    deadline = time.monotonic() + timeout
-    while shell.raw.count(needle) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{needle!r} not received {count} times:\n{shell.text()}\n{shell.raw[-3000:]!r}")
-        shell.pump(0.1)
-
-
 def cursor_line(shell: Screen) -> str:
     return shell.screen.display[shell.screen.cursor.y].rstrip()
 
@@ -97,16 +88,16 @@ def test_kill_asks_for_the_pid_and_only_the_right_answer_kills(u: Users, cluster
     try:
         question = f"kill {pid} (victim, prim_eval:receive/2, erlang:apply/2)? type its pid to confirm:"
         shell.send("kill victim\r")
-        wait_raw(shell, question)
+        shell.wait_raw(question)
         shell.send("<0.1.0>\r")  # a wrong answer: a pid, but not this one
-        wait_raw(shell, f"error: kill cancelled: {pid} left alone")
+        shell.wait_raw(f"error: kill cancelled: {pid} left alone")
         shell.wait_for_prompt()
         assert alive(node, "victim") == pid
 
         shell.send("kill victim\r")
-        wait_raw(shell, question, 2)
+        shell.wait_raw(question, 2)
         shell.send(f"{pid}\r")
-        wait_raw(shell, f"killed {pid} (victim): killed")
+        shell.wait_raw(f"killed {pid} (victim): killed")
         shell.wait_for_prompt()
         assert alive(node, "victim") is None
         assert node.eval(f'is_process_alive(list_to_pid("{pid}")).') == "false"
@@ -114,7 +105,7 @@ def test_kill_asks_for_the_pid_and_only_the_right_answer_kills(u: Users, cluster
         # the operator role grants kill on the application nodes only; a terminal changes nothing
         db = cluster.db.name
         shell.send(f"kill victim --node {db}\r")
-        wait_raw(shell, f"denied: dave may not run kill on {db} (not configured, or no role granting kill")
+        shell.wait_raw(f"denied: dave may not run kill on {db} (not configured, or no role granting kill")
         shell.wait_for_prompt()
         leave(shell)
     finally:
@@ -145,21 +136,20 @@ def test_bin_leak_states_its_cost_and_no_sends_nothing(u: Users, cluster: Cluste
     shell = open_shell(u, "bob", node.name)
     try:
         shell.send("bin_leak 50\r")
-        wait_raw(shell, "note: bin_leak: N lowered from 50 to 10 (roles.contractor.args.bin_leak.max_n)")
-        wait_raw(
-            shell,
+        shell.wait_raw("note: bin_leak: N lowered from 50 to 10 (roles.contractor.args.bin_leak.max_n)")
+        shell.wait_raw(
             f"bin_leak on {node.name} is expensive: it forces a garbage collection of every process on the node.",
         )
-        wait_raw(shell, f"Cost on the node: {REGISTRY['bin_leak'].cost}")
-        wait_raw(shell, "Type yes to run it; anything else cancels.")
+        shell.wait_raw(f"Cost on the node: {REGISTRY['bin_leak'].cost}")
+        shell.wait_raw("Type yes to run it; anything else cancels.")
         assert "even if processes remain." in shell.text()  # the cost's end, wrapped on screen, not cut
         shell.send("no\r")
-        wait_raw(shell, "cancelled: nothing was sent")
+        shell.wait_raw("cancelled: nothing was sent")
         shell.wait_for_prompt()
         assert node.eval_int(held) == 20  # no garbage collection happened
 
         shell.send("bin_leak 50\r")
-        wait_raw(shell, "Type yes to run it; anything else cancels.", 2)
+        shell.wait_raw("Type yes to run it; anything else cancels.", 2)
         shell.send("yes\r")
         shell.wait_for("BYTES FREED")
         shell.wait_for("bg_leaker")
@@ -267,7 +257,7 @@ def test_sighup_changes_an_open_shells_rights_and_keeps_them_on_a_broken_config(
         shell.wait_for(f"bob:{node.name}>")  # the only node: the default one
         shell.wait_for_prompt()
         shell.send("apps\r")
-        wait_raw(shell, "denied: no role of bob grants apps (roles.contractor.commands)")
+        shell.wait_raw("denied: no role of bob grants apps (roles.contractor.commands)")
         shell.wait_for_prompt()
 
         # grant apps to the contractor: the open shell has it from its next command
@@ -277,7 +267,7 @@ def test_sighup_changes_an_open_shells_rights_and_keeps_them_on_a_broken_config(
             f"config reloaded from {config}: generation 2, 6 user(s), 6 role(s)"
         )
         shell.send("apps\r")
-        wait_raw(shell, "stdlib")
+        shell.wait_raw("stdlib")
         shell.wait_for_prompt()
         r = bob.run("apps")  # and so does a new session
         assert (r.returncode, r.stderr) == (0, "") and "stdlib" in r.stdout
@@ -292,7 +282,7 @@ def test_sighup_changes_an_open_shells_rights_and_keeps_them_on_a_broken_config(
             "config reload: roles.contractor.commands[12]: unknown command 'frobnicate'"
         )
         shell.send("apps\r")
-        wait_raw(shell, "stdlib", 2)
+        shell.wait_raw("stdlib", 2)
         shell.wait_for_prompt()
         r = bob.run("apps")
         assert (r.returncode, r.stderr) == (0, "") and "stdlib" in r.stdout

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.erlang import ErlangNode, otp25, short_host
+from tests.support.erlang import ErlangNode, short_host
 from tests.support.ssh import Client, GatewayThread, KeyPair, cast_output, keygen, read_cast, write_gateway_config
 
 ROLES = """
@@ -30,15 +30,6 @@ nodes = ["*"]
 commands = ["*"]
 nodes = ["elsewhere@*"]
 """
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErlangNode]:
-    runtime = otp25()
-    assert runtime is not None, "Debian's OTP 25 (erl) is not installed: run scripts/setup.sh"
-    n = ErlangNode(runtime, tmp_path_factory.mktemp("node")).start()
-    yield n
-    n.stop()
 
 
 @pytest.fixture(scope="module")

@@ -494,6 +494,14 @@ class Screen:
             if not self._read(0.1) and needle not in self.text():
                 raise AssertionError(f"session ended before {needle!r} appeared:\n{self.text()}")
 
+    def wait_raw(self, needle: str, count: int = 1, timeout: float = 20.0) -> None:
+        """Wait until the terminal has received ``needle`` ``count`` times (scrolled off the screen or not)."""
+        deadline = time.monotonic() + timeout
+        while self.raw.count(needle) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not received {count} times:\n{self.text()}\n{self.raw[-3000:]!r}")
+            self.pump(0.1)
+
     def wait_for_prompt(self, timeout: float = 20.0) -> None:
         """Wait until the cursor's line is a prompt (ends with ``> ``) with nothing typed."""
         deadline = time.monotonic() + timeout
